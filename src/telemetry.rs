@@ -1,0 +1,54 @@
+//! Logging setup: glog-style `-v N` mapped onto tracing levels, text or JSON lines on stderr,
+//! plus the trace recorder behind `/debug/pprof/trace`.
+
+use std::io::IsTerminal;
+
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{Layer, fmt};
+
+use crate::config::LogFormat;
+use crate::trace_capture::TraceRecorder;
+
+/// glog's -v N onto tracing filter directives. Like glog's V-levels, -v raises this program's
+/// verbosity first: 0 → info; 1–2 → debug here (access log), info for libraries;
+/// 3 → trace here, debug for libraries (hyper, h2); 4+ → trace everywhere.
+pub fn directives_for_verbosity(v: u8) -> &'static str {
+    match v {
+        0 => "info",
+        1 | 2 => "info,httpserver=debug",
+        3 => "debug,httpserver=trace",
+        _ => "trace",
+    }
+}
+
+/// Installs the global subscriber and returns the recorder used by the trace endpoint.
+pub fn init(verbosity: u8, format: LogFormat) -> Result<TraceRecorder, String> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directives) if !directives.trim().is_empty() => EnvFilter::try_new(&directives)
+            .map_err(|e| format!("invalid RUST_LOG={directives:?}: {e}"))?,
+        _ => EnvFilter::new(directives_for_verbosity(verbosity)),
+    };
+    let ansi = std::io::stderr().is_terminal();
+    let logs = match format {
+        LogFormat::Text => fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(ansi)
+            .boxed(),
+        LogFormat::Json => fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_writer(std::io::stderr)
+            .boxed(),
+    };
+    let recorder = TraceRecorder::default();
+    tracing_subscriber::registry()
+        .with(logs.with_filter(filter))
+        .with(recorder.clone().with_filter(recorder.clone()))
+        .try_init()
+        .map_err(|e| format!("cannot install the log subscriber: {e}"))?;
+    Ok(recorder)
+}

@@ -1,0 +1,276 @@
+//! Test harness: starts the real binary on an ephemeral loopback port and talks to it over
+//! real sockets. Every wait is bounded.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+pub const IO_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The binary under test: `HTTPSERVER_BIN` (e.g. the release musl build) or cargo's build.
+pub fn binary() -> PathBuf {
+    std::env::var_os("HTTPSERVER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_httpserver")))
+}
+
+pub struct Server {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub debug_addr: Option<SocketAddr>,
+    pub log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Starts the server with `--port 0 --listen 127.0.0.1` plus `args`.
+    pub fn start(args: &[&str]) -> Server {
+        Self::start_with(binary(), args, &[])
+    }
+
+    pub fn start_with(bin: PathBuf, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(bin);
+        cmd.args(["--port", "0", "--listen", "127.0.0.1"])
+            .args(args)
+            .env_remove("RUST_LOG")
+            .env_remove("MY_SERVICE_PORT")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn httpserver");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("httpserver started")
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(line.clone());
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let started = match rx.recv_timeout(IO_TIMEOUT) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("server did not start; log:\n{}", log.lock().unwrap());
+            }
+        };
+        let addr = field(&started, "listen").parse().expect("listen address");
+        let debug_addr = field(&started, "debug").parse().ok();
+        Server {
+            child,
+            addr,
+            debug_addr,
+            log,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits (bounded) until the log shows `needle`.
+    pub fn wait_for_log(&self, needle: &str) {
+        let deadline = Instant::now() + IO_TIMEOUT;
+        while !self.log().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "log never showed {needle:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{sig}"), self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{sig} failed");
+    }
+
+    /// Waits (bounded) for the process to exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("server still running after {limit:?}; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Value of `key=value` in a text log line (quotes stripped), or of `key` in a JSON line.
+pub fn field(line: &str, key: &str) -> String {
+    if line.starts_with('{') {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+        return v[key].as_str().unwrap_or("").to_owned();
+    }
+    let pat = format!(" {key}=");
+    let start = line.find(&pat).map(|i| i + pat.len()).unwrap_or(line.len());
+    let rest = &line[start..];
+    let value = if let Some(stripped) = rest.strip_prefix('"') {
+        stripped.split('"').next().unwrap_or("")
+    } else {
+        rest.split(' ').next().unwrap_or("")
+    };
+    value.to_owned()
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect");
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    s
+}
+
+/// One HTTP/1.1 request on a fresh connection (`Connection: close`), read to the end.
+pub fn request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Reply {
+    let mut s = connect(addr);
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read reply");
+    parse_reply(&raw, method == "HEAD").unwrap_or_else(|| panic!("unparsable reply: {raw:?}"))
+}
+
+pub fn get(addr: SocketAddr, path: &str) -> Reply {
+    request(addr, "GET", path, b"")
+}
+
+/// Parses one response from `raw` (body: by content-length, else the rest).
+pub fn parse_reply(raw: &[u8], head_only: bool) -> Option<Reply> {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..end]).ok()?;
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let rest = &raw[end + 4..];
+    let body = if head_only {
+        rest.to_vec()
+    } else {
+        match headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        {
+            Some((_, n)) => rest[..n.parse::<usize>().ok()?.min(rest.len())].to_vec(),
+            None => rest.to_vec(),
+        }
+    };
+    Some(Reply {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// Runs `httpserver` with `args` to completion (bounded) and returns (exit code, stdout, stderr).
+pub fn run_to_end(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let mut child = Command::new(binary())
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("MY_SERVICE_PORT")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn httpserver");
+    let deadline = Instant::now() + IO_TIMEOUT;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("httpserver {args:?} did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Sends requests from `threads` threads until `stop` is set; returns how many succeeded.
+pub fn load(
+    addr: SocketAddr,
+    threads: usize,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut ok = 0u64;
+                    let deadline = Instant::now() + Duration::from_secs(60);
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                        && Instant::now() < deadline
+                    {
+                        if get(addr, "/healthz").status == 200 {
+                            ok += 1;
+                        }
+                    }
+                    ok
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).sum()
+    })
+}

@@ -1,0 +1,225 @@
+//! Every endpoint and status, over real sockets.
+mod common;
+
+use std::io::{Read, Write};
+
+use common::{Server, connect, get, parse_reply, request};
+
+#[test]
+fn healthz_get_and_head() {
+    let srv = Server::start(&[]);
+    let r = get(srv.addr, "/healthz");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"ok\n");
+    assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+
+    let r = request(srv.addr, "HEAD", "/healthz", b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-length"), Some("3"));
+    assert!(
+        r.body.is_empty(),
+        "HEAD must not carry a body: {:?}",
+        r.body
+    );
+}
+
+#[test]
+fn readyz_while_serving() {
+    let srv = Server::start(&[]);
+    let r = get(srv.addr, "/readyz");
+    assert_eq!((r.status, r.text().as_str()), (200, "ok\n"));
+    assert_eq!(request(srv.addr, "HEAD", "/readyz", b"").status, 200);
+}
+
+#[test]
+fn unknown_path_and_wrong_method() {
+    let srv = Server::start(&[]);
+    assert_eq!(get(srv.addr, "/nope").status, 404);
+    assert_eq!(get(srv.addr, "/debug/pprof/heap").status, 404);
+    for (method, path, allow) in [
+        ("POST", "/healthz", "GET, HEAD"),
+        ("DELETE", "/readyz", "GET, HEAD"),
+        ("POST", "/debug/pprof/profile", "GET"),
+        ("PUT", "/debug/pprof/symbol", "GET, HEAD, POST"),
+    ] {
+        let r = request(srv.addr, method, path, b"");
+        assert_eq!(r.status, 405, "{method} {path}");
+        assert_eq!(r.header("allow"), Some(allow), "{method} {path}");
+    }
+}
+
+#[test]
+fn pprof_index_lists_every_endpoint_with_a_command() {
+    let srv = Server::start(&[]);
+    let r = get(srv.addr, "/debug/pprof/");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    let html = r.text();
+    for name in ["profile", "flamegraph", "symbol", "trace"] {
+        assert!(
+            html.contains(&format!("href=\"{name}\"")),
+            "index lacks {name}: {html}"
+        );
+    }
+    assert!(html.contains(&format!(
+        "go tool pprof -top 'http://{}/debug/pprof/profile",
+        srv.addr
+    )));
+    let r = get(srv.addr, "/debug/pprof");
+    assert_eq!(r.status, 301);
+    assert_eq!(r.header("location"), Some("/debug/pprof/"));
+}
+
+#[test]
+fn index_escapes_the_host_header() {
+    let srv = Server::start(&[]);
+    let mut s = connect(srv.addr);
+    s.write_all(b"GET /debug/pprof/ HTTP/1.1\r\nHost: a<b>\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let r = parse_reply(&raw, false).unwrap();
+    if r.status == 200 {
+        assert!(!r.text().contains("a<b>"));
+    } else {
+        assert_eq!(r.status, 400);
+    }
+}
+
+#[test]
+fn symbol_get_announces_symbols() {
+    let srv = Server::start(&[]);
+    let r = get(srv.addr, "/debug/pprof/symbol");
+    assert_eq!((r.status, r.text().as_str()), (200, "num_symbols: 1\n"));
+    let r = request(srv.addr, "POST", "/debug/pprof/symbol", b"0x0+nothex");
+    assert_eq!((r.status, r.text().as_str()), (200, "num_symbols: 1\n"));
+}
+
+#[test]
+fn symbol_body_over_limit_is_rejected() {
+    let srv = Server::start(&[]);
+    let big = vec![b'+'; 100 * 1024];
+    let r = request(srv.addr, "POST", "/debug/pprof/symbol", &big);
+    assert_eq!(r.status, 413);
+    assert_eq!(get(srv.addr, "/healthz").status, 200);
+}
+
+#[test]
+fn keep_alive_serves_several_requests_on_one_connection() {
+    let srv = Server::start(&[]);
+    let mut s = connect(srv.addr);
+    for _ in 0..3 {
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).unwrap();
+        let r = parse_reply(&buf[..n], false).expect("reply");
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"ok\n"[..]));
+    }
+}
+
+#[tokio::test]
+async fn http2_prior_knowledge() {
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let srv = Server::start(&[]);
+    let stream = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("h2 handshake");
+    tokio::spawn(conn);
+    for path in ["/healthz", "/readyz"] {
+        let req = hyper::Request::get(format!("http://{}{path}", srv.addr))
+            .body(Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let resp = send.send_request(req).await.expect("h2 request");
+        assert_eq!(resp.version(), hyper::Version::HTTP_2);
+        assert_eq!(resp.status(), 200);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"ok\n");
+    }
+}
+
+#[test]
+fn no_debug_turns_pprof_off() {
+    let srv = Server::start(&["--no-debug"]);
+    assert_eq!(get(srv.addr, "/debug/pprof/").status, 404);
+    assert_eq!(get(srv.addr, "/debug/pprof/profile?seconds=1").status, 404);
+    assert_eq!(get(srv.addr, "/healthz").status, 200);
+    assert!(srv.debug_addr.is_none());
+}
+
+#[test]
+fn debug_addr_moves_pprof_to_its_own_listener() {
+    let srv = Server::start(&["--debug-addr", "127.0.0.1:0"]);
+    let debug = srv
+        .debug_addr
+        .expect("debug listener address in the startup line");
+    assert_ne!(debug, srv.addr);
+    assert_eq!(get(debug, "/debug/pprof/").status, 200);
+    assert_eq!(get(debug, "/debug/pprof/symbol").status, 200);
+    assert_eq!(get(debug, "/healthz").status, 404);
+    assert_eq!(get(srv.addr, "/debug/pprof/").status, 404);
+    assert_eq!(get(srv.addr, "/healthz").status, 200);
+}
+
+#[test]
+fn startup_line_and_access_log() {
+    let srv = Server::start(&["-v", "1"]);
+    get(srv.addr, "/healthz");
+    get(srv.addr, "/nope");
+    srv.wait_for_log("path=/nope");
+    let log = srv.log();
+    let started = log
+        .lines()
+        .find(|l| l.contains("httpserver started"))
+        .unwrap();
+    assert!(
+        started.contains(concat!("version=\"", env!("CARGO_PKG_VERSION"), "\"")),
+        "{started}"
+    );
+    assert!(started.contains("shutdown_grace=10s"), "{started}");
+    let access: Vec<_> = log.lines().filter(|l| l.contains(" DEBUG ")).collect();
+    assert!(
+        access.iter().any(|l| l.contains("method=GET")
+            && l.contains("path=/healthz")
+            && l.contains("status=200")
+            && l.contains("latency_us=")),
+        "{log}"
+    );
+    assert!(
+        access
+            .iter()
+            .any(|l| l.contains("path=/nope") && l.contains("status=404")),
+        "{log}"
+    );
+}
+
+#[test]
+fn default_verbosity_has_no_access_log() {
+    let srv = Server::start(&[]);
+    get(srv.addr, "/healthz");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(!srv.log().contains("path=/healthz"), "{}", srv.log());
+}
+
+#[test]
+fn json_log_format_is_one_object_per_line() {
+    let srv = Server::start(&["--log-format", "json", "-v", "2"]);
+    get(srv.addr, "/healthz");
+    srv.wait_for_log("\"path\":\"/healthz\"");
+    let log = srv.log();
+    let mut saw_access = false;
+    for line in log.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(
+            v["level"].is_string() && v["timestamp"].is_string(),
+            "{line}"
+        );
+        saw_access |= v["path"] == "/healthz" && v["status"] == 200;
+    }
+    assert!(saw_access, "{log}");
+}

@@ -1,0 +1,168 @@
+//! /debug/pprof: capture validation, one capture at a time, flame graph, symbols, trace.
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use common::{Server, get, request};
+
+#[test]
+fn seconds_must_be_a_positive_integer_within_the_maximum() {
+    let srv = Server::start(&["--max-profile-seconds", "5"]);
+    for path in ["profile", "flamegraph", "trace"] {
+        for bad in ["0", "-1", "abc", "1.5", "", "6", "99999999999999999999"] {
+            let r = get(srv.addr, &format!("/debug/pprof/{path}?seconds={bad}"));
+            assert_eq!(r.status, 400, "{path}?seconds={bad}");
+            assert!(r.text().contains("from 1 to 5"), "{}", r.text());
+        }
+    }
+    assert_eq!(get(srv.addr, "/healthz").status, 200);
+}
+
+#[test]
+fn one_capture_at_a_time() {
+    let srv = Server::start(&[]);
+    let addr = srv.addr;
+    let first = thread::spawn(move || get(addr, "/debug/pprof/profile?seconds=2"));
+    srv.wait_for_log("CPU profile started");
+    for path in ["profile", "flamegraph", "trace"] {
+        let t = std::time::Instant::now();
+        let r = get(srv.addr, &format!("/debug/pprof/{path}?seconds=1"));
+        assert_eq!(r.status, 409, "{path}");
+        assert!(r.text().contains("one runs at a time"), "{}", r.text());
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "409 must come at once"
+        );
+    }
+    let r = first.join().unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/octet-stream"));
+    assert!(
+        r.header("content-disposition")
+            .unwrap()
+            .starts_with("attachment")
+    );
+    // The slot is free again.
+    assert_eq!(
+        get(srv.addr, "/debug/pprof/flamegraph?seconds=1").status,
+        200
+    );
+}
+
+#[test]
+fn flamegraph_is_svg() {
+    let srv = Server::start(&[]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = common::load(srv.addr, 2, stop.clone());
+    let r = get(srv.addr, "/debug/pprof/flamegraph?seconds=1");
+    stop.store(true, Ordering::Relaxed);
+    load.join().unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("image/svg+xml"));
+    let svg = r.text();
+    assert!(
+        svg.contains("<svg") && svg.trim_end().ends_with("</svg>"),
+        "{}",
+        &svg[..svg.len().min(300)]
+    );
+}
+
+#[test]
+fn trace_records_request_spans_as_chrome_trace_json() {
+    let srv = Server::start(&[]);
+    let addr = srv.addr;
+    let capture = thread::spawn(move || get(addr, "/debug/pprof/trace?seconds=2"));
+    srv.wait_for_log("trace capture started");
+    for _ in 0..5 {
+        assert_eq!(get(srv.addr, "/healthz").status, 200);
+    }
+    assert_eq!(get(srv.addr, "/nope").status, 404);
+    let r = capture.join().unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let doc: serde_json::Value = serde_json::from_slice(&r.body).expect("valid JSON");
+    let events = doc["traceEvents"].as_array().expect("traceEvents array");
+    let begins: Vec<_> = events
+        .iter()
+        .filter(|e| e["ph"] == "b" && e["name"] == "request" && e["args"]["path"] == "/healthz")
+        .collect();
+    assert_eq!(begins.len(), 5, "{doc}");
+    for b in &begins {
+        assert!(b["ts"].as_f64().unwrap() >= 0.0);
+        let id = &b["id"];
+        assert!(
+            events.iter().any(|e| e["ph"] == "e" && &e["id"] == id),
+            "span {id} never ends"
+        );
+    }
+    // The access-log events are recorded inside the spans, with their status.
+    assert!(
+        events
+            .iter()
+            .any(|e| e["ph"] == "i" && e["args"]["status"] == 404),
+        "{doc}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["ph"] == "M" && e["name"] == "thread_name")
+    );
+}
+
+/// Runtime address of a function of the running server, from its ELF symbol table and maps.
+fn runtime_address(pid: u32, needle: &str) -> (u64, String) {
+    use object::{Object, ObjectKind, ObjectSymbol};
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    let data = std::fs::read(&exe).unwrap();
+    let file = object::File::parse(&*data).unwrap();
+    let sym = file
+        .symbols()
+        .find(|s| {
+            s.name()
+                .is_ok_and(|n| n.contains("httpserver") && n.contains(needle))
+                && s.size() > 0
+        })
+        .unwrap_or_else(|| panic!("no symbol like {needle} in {exe:?}"));
+    let base = if file.kind() == ObjectKind::Executable {
+        0
+    } else {
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+        let exe = exe.to_string_lossy();
+        let line = maps
+            .lines()
+            .find(|l| l.ends_with(&*exe))
+            .expect("exe mapping");
+        u64::from_str_radix(line.split('-').next().unwrap(), 16).unwrap()
+    };
+    (base + sym.address(), sym.name().unwrap().to_owned())
+}
+
+#[test]
+fn symbol_resolves_addresses_of_this_program() {
+    let srv = Server::start(&[]);
+    let (addr, mangled) = runtime_address(srv.child.id(), "symbol_lookup");
+    let body = format!("{addr:#x}+0x0+{:#x}", addr + 1);
+    let r = request(srv.addr, "POST", "/debug/pprof/symbol", body.as_bytes());
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("num_symbols: 1"));
+    let first = lines
+        .next()
+        .unwrap_or_else(|| panic!("nothing resolved for {mangled}: {text}"));
+    // With debuginfo (a debug build) the innermost inlined frame is named, as Go does.
+    assert!(
+        first.starts_with(&format!("{addr:#x} httpserver::profiling::symbol_lookup")),
+        "{text}"
+    );
+    // Go's GET form: addresses in the query string.
+    let r = get(srv.addr, &format!("/debug/pprof/symbol?{addr:#x}"));
+    assert!(
+        r.text().contains("httpserver::profiling::symbol_lookup"),
+        "{}",
+        r.text()
+    );
+}
