@@ -8,7 +8,11 @@ SHELL := /bin/bash
 export TAG ?= v1.0
 export REGISTRY ?= localhost:5000
 export IMAGE ?= httpserver
-VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+export VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+export REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+# Image timestamps come from the last commit, so rebuilding a commit gives the same image.
+export SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+BAKE ?= docker buildx bake
 CARGO ?= cargo
 PORT ?= 8080
 
@@ -60,11 +64,11 @@ test: deps fmt-check clippy unit static-test ## Everything: fmt, clippy, unit + 
 lint: ## actionlint, hadolint, shellcheck, bake --print
 	bash scripts/lint.sh
 
-release: ## Build the images with bake; load the host-platform scratch image as $(IMAGE):$(TAG)
-	bash scripts/release.sh
+release: ## Build the images with bake into the local engine: $(IMAGE):$(TAG) (scratch) and $(IMAGE):$(TAG)-distroless
+	$(BAKE) $(BAKE_FLAGS) default
 
-push: ## Bake the release group for linux/amd64+arm64 and push to $(REGISTRY)
-	bash scripts/push.sh
+push: ## Bake the release group (scratch + distroless, linux/amd64 + linux/arm64) and push to $(REGISTRY)
+	$(BAKE) $(BAKE_FLAGS) release --push
 
 e2e: ## End-to-end: engine, registry, release, push, run, cache, reproducibility
 	bash scripts/e2e/run.sh

@@ -1,0 +1,114 @@
+// httpserver images. `docker buildx bake` builds the host-platform images into the local
+// engine; `docker buildx bake release --push` publishes both variants for linux/amd64 and
+// linux/arm64. The Makefile's release/push verbs call these targets.
+
+variable "REGISTRY" { default = "localhost:5000" }
+variable "IMAGE" { default = "httpserver" }
+variable "TAG" { default = "v1.0" }
+variable "VERSION" { default = "dev" }
+variable "REVISION" { default = "unknown" }
+variable "SOURCE" { default = "https://github.com/httpserver/httpserver" }
+variable "RUST_VERSION" { default = "1.95.0" }
+variable "CARGO_CHEF_VERSION" { default = "0.1.78" }
+// Base images; the e2e harness points these at local stand-ins where the public ones are unreachable.
+variable "RUST_IMAGE" { default = "docker.io/library/rust:${RUST_VERSION}-slim-bookworm" }
+variable "DISTROLESS_IMAGE" { default = "gcr.io/distroless/static-debian13:nonroot" }
+// Reproducible builds: file and config timestamps come from this (seconds since the epoch).
+variable "SOURCE_DATE_EPOCH" { default = "0" }
+// Platforms of the host-platform targets (the e2e adds linux/arm64 to run it under emulation).
+variable "LOCAL_PLATFORMS" { default = "" }
+variable "RELEASE_PLATFORMS" { default = "linux/amd64,linux/arm64" }
+// SBOM needs BuildKit's scanner image (docker/buildkit-syft-scanner) from Docker Hub.
+variable "SBOM" { default = true }
+
+function "created" {
+  params = [epoch]
+  result = formatdate("YYYY-MM-DD'T'hh:mm:ssZ", timeadd("1970-01-01T00:00:00Z", "${epoch}s"))
+}
+
+function "platforms" {
+  params = [list]
+  result = list == "" ? [] : split(",", list)
+}
+
+// Overridden by docker/metadata-action in CI (tags, labels, annotations).
+target "docker-metadata-action" {}
+
+target "_common" {
+  context = "."
+  args = {
+    RUST_VERSION       = RUST_VERSION
+    RUST_IMAGE         = RUST_IMAGE
+    CARGO_CHEF_VERSION = CARGO_CHEF_VERSION
+    DISTROLESS_IMAGE   = DISTROLESS_IMAGE
+    VERSION            = VERSION
+    REVISION           = REVISION
+    SOURCE             = SOURCE
+    CREATED            = created(SOURCE_DATE_EPOCH)
+    SOURCE_DATE_EPOCH  = SOURCE_DATE_EPOCH
+  }
+}
+
+target "_release" {
+  inherits  = ["_common", "docker-metadata-action"]
+  platforms = platforms(RELEASE_PLATFORMS)
+  attest = concat(
+    ["type=provenance,mode=max"],
+    SBOM ? ["type=sbom"] : [],
+  )
+}
+
+// The compiled binary (Dockerfile's builder stage), shared by both runtime variants.
+target "binary" {
+  inherits  = ["_common"]
+  dockerfile = "Dockerfile"
+  target    = "builder"
+  platforms = platforms(RELEASE_PLATFORMS)
+}
+
+target "binary-local" {
+  inherits  = ["binary"]
+  platforms = platforms(LOCAL_PLATFORMS)
+}
+
+target "image-local" {
+  inherits   = ["_common"]
+  dockerfile = "Dockerfile"
+  target     = "runtime-scratch"
+  platforms  = platforms(LOCAL_PLATFORMS)
+  tags       = ["${IMAGE}:${TAG}"]
+  output     = ["type=docker"]
+}
+
+target "image-local-distroless" {
+  inherits   = ["_common"]
+  dockerfile = "Containerfile.distroless"
+  target     = "runtime-distroless"
+  contexts   = { binary = "target:binary-local" }
+  platforms  = platforms(LOCAL_PLATFORMS)
+  tags       = ["${IMAGE}:${TAG}-distroless"]
+  output     = ["type=docker"]
+}
+
+target "scratch" {
+  inherits   = ["_release"]
+  dockerfile = "Dockerfile"
+  target     = "runtime-scratch"
+  tags       = ["${REGISTRY}/${IMAGE}:${TAG}"]
+}
+
+target "distroless" {
+  inherits   = ["_release"]
+  dockerfile = "Containerfile.distroless"
+  target     = "runtime-distroless"
+  contexts   = { binary = "target:binary" }
+  tags       = ["${REGISTRY}/${IMAGE}:${TAG}-distroless"]
+}
+
+group "default" {
+  targets = ["image-local", "image-local-distroless"]
+}
+
+group "release" {
+  targets = ["scratch", "distroless"]
+}
