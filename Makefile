@@ -62,6 +62,7 @@ static-test: build ## The release musl binaries: static, arm64 serves under qemu
 test: deps fmt-check clippy unit static-test ## Everything: fmt, clippy, unit + integration tests, release build checks
 
 lint: ## actionlint, hadolint, shellcheck, bake --print
+	bash scripts/install-host-deps.sh lint
 	bash scripts/lint.sh
 
 release: ## Build the images with bake into the local engine: $(IMAGE):$(TAG) (scratch) and $(IMAGE):$(TAG)-distroless

@@ -31,8 +31,15 @@ function "platforms" {
   result = list == "" ? [] : split(",", list)
 }
 
-// Overridden by docker/metadata-action in CI (tags, labels, annotations).
-target "docker-metadata-action" {}
+// Placeholders that docker/metadata-action's bake files override in CI (tags, labels,
+// annotations); the defaults here name the image for `make push`.
+target "docker-metadata-action" {
+  tags = ["${REGISTRY}/${IMAGE}:${TAG}"]
+}
+
+target "docker-metadata-action-distroless" {
+  tags = ["${REGISTRY}/${IMAGE}:${TAG}-distroless"]
+}
 
 target "_common" {
   context = "."
@@ -50,7 +57,7 @@ target "_common" {
 }
 
 target "_release" {
-  inherits  = ["_common", "docker-metadata-action"]
+  inherits  = ["_common"]
   platforms = platforms(RELEASE_PLATFORMS)
   attest = concat(
     ["type=provenance,mode=max"],
@@ -91,18 +98,16 @@ target "image-local-distroless" {
 }
 
 target "scratch" {
-  inherits   = ["_release"]
+  inherits   = ["_release", "docker-metadata-action"]
   dockerfile = "Dockerfile"
   target     = "runtime-scratch"
-  tags       = ["${REGISTRY}/${IMAGE}:${TAG}"]
 }
 
 target "distroless" {
-  inherits   = ["_release"]
+  inherits   = ["_release", "docker-metadata-action-distroless"]
   dockerfile = "Containerfile.distroless"
   target     = "runtime-distroless"
   contexts   = { binary = "target:binary" }
-  tags       = ["${REGISTRY}/${IMAGE}:${TAG}-distroless"]
 }
 
 group "default" {

@@ -5,13 +5,16 @@
 set -euo pipefail
 
 want=" ${*:-build test} "
+# Root here and in CI; elsewhere (a GitHub runner, a laptop) system steps go through sudo.
+SUDO=()
+[[ "$(id -u)" == 0 ]] || SUDO=(sudo)
 has() { [[ "$want" == *" $1 "* ]]; }
 
 apt_pkgs=()
 need_cmd() { command -v "$1" >/dev/null 2>&1 || apt_pkgs+=("$2"); }
 
 if has build || has test; then
-  need_cmd qemu-aarch64-static qemu-user-static
+  [[ "$(uname -m)" == aarch64 ]] || need_cmd qemu-aarch64-static qemu-user-static
   need_cmd update-binfmts binfmt-support
   need_cmd file file
   need_cmd curl curl
@@ -37,8 +40,8 @@ fi
 if ((${#apt_pkgs[@]})); then
   echo "installing Debian packages: ${apt_pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${apt_pkgs[@]}" >/dev/null
+  "${SUDO[@]}" apt-get update -qq
+  "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${apt_pkgs[@]}" >/dev/null
 fi
 
 if has build || has test; then
@@ -50,8 +53,19 @@ if has build || has test; then
   rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
   # The arm64 test binary runs under qemu-user; make sure the handler is registered.
   if [[ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]]; then
-    [[ -e /proc/sys/fs/binfmt_misc/register ]] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || true
-    update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
+    [[ -e /proc/sys/fs/binfmt_misc/register ]] \
+      || "${SUDO[@]}" mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || true
+    "${SUDO[@]}" update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
+  fi
+fi
+
+if has lint || has e2e; then
+  # `bake --print` needs the buildx plugin; the e2e needs the engine. Debian 12 has neither
+  # at a usable version: engine.sh fetches them from trixie without touching apt sources.
+  if ! docker buildx version >/dev/null 2>&1 || { has e2e && ! command -v dockerd >/dev/null; }; then
+    # shellcheck source=scripts/e2e/engine.sh
+    source "$(dirname "$0")/e2e/engine.sh"
+    install_engine_packages
   fi
 fi
 

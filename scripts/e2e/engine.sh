@@ -64,6 +64,14 @@ start_private_dockerd() {
   "log-level": "warn"
 }
 JSON
+  # A daemon left behind by an interrupted run of this harness (its pidfile, our config): stop it.
+  local old
+  old=$(cat "$E2E_RUN/docker.pid" 2>/dev/null || true)
+  if [[ -n "$old" ]] && grep -qa "$E2E_RUN/daemon.json" "/proc/$old/cmdline" 2>/dev/null; then
+    log "stopping a private dockerd left by an earlier run (pid $old)"
+    kill -TERM "$old"
+    for _ in $(seq 1 60); do kill -0 "$old" 2>/dev/null || break; sleep 0.5; done
+  fi
   log "starting a private dockerd ($sock)"
   setsid dockerd --config-file "$E2E_RUN/daemon.json" >"$E2E_RUN/dockerd.log" 2>&1 &
   DOCKERD_PID=$!

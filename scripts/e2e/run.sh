@@ -15,7 +15,9 @@ RUST_VERSION=${RUST_VERSION:-$(sed -n 's/^variable "RUST_VERSION" { default = "\
 export IMAGE=${E2E_IMAGE:-httpserver-e2e}
 export TAG=${E2E_TAG:-v1.0}
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
-WORK=$(mktemp -d /tmp/httpserver-e2e.XXXXXX)
+# Logs of the last run stay here for inspection; scratch files are removed at exit.
+WORK="$E2E_STATE/last-run"
+rm -rf "$WORK" && mkdir -p "$WORK"
 CONTAINERS=()
 RESULTS=()
 FAILED=0
@@ -39,7 +41,7 @@ cleanup() {
   local c
   for c in "${CONTAINERS[@]}"; do docker rm -f "$c" >/dev/null 2>&1 || true; done
   stop_started
-  rm -rf "$WORK"
+  rm -rf "$WORK/tree" "$WORK"/oci-*
 }
 trap cleanup EXIT
 
@@ -83,6 +85,15 @@ else
   record "stand-in base images ready" PASS "$((SECONDS - t)) s"
 fi
 
+# E2E_COLD=1: drop the build cache first, to measure a cold build with cached stand-ins.
+if [[ -n "${E2E_COLD:-}" ]]; then
+  log "E2E_COLD: pruning the build cache"
+  docker buildx prune -af >/dev/null
+  docker image rm -f "$IMAGE:$TAG" "$IMAGE:$TAG-distroless" >/dev/null 2>&1 || true
+fi
+SIZES="$WORK/image-sizes.tsv"
+: >"$SIZES"
+
 # ---------------------------------------------------------------- 1. make release
 # Build for both platforms so the arm64 image can run under emulation too.
 export LOCAL_PLATFORMS=linux/amd64,linux/arm64
@@ -95,14 +106,6 @@ else
   record "1. make release" FAIL "see log above"
   summary; exit 1
 fi
-# Per-platform compile time: the builder stage's cook + build steps, from BuildKit's timings.
-for arch in amd64 arm64; do
-  secs=$(grep -E "^#[0-9]+ \[linux/$arch builder" "$WORK/release.log" | grep -oE '^#[0-9]+' | sort -u \
-    | while read -r id; do grep -E "^$id DONE [0-9.]+s" "$WORK/release.log" | tail -1 | grep -oE '[0-9.]+s' | tr -d s; done \
-    | awk '{s+=$1} END {printf "%.0f", s}')
-  record "   compile time linux/$arch (cook + build steps)" PASS "${secs:-?} s"
-done
-
 listed=$(docker images --filter label=multi.l1=v1 --filter label=multi.l2=v2 --filter label=other=v3 \
   --format '{{.Repository}}:{{.Tag}}')
 for ref in "$IMAGE:$TAG" "$IMAGE:$TAG-distroless"; do
@@ -191,6 +194,7 @@ nothing_extra() { # ref label
   docker rm -f "$name" >/dev/null
   size=$(docker image inspect -f '{{.Size}}' "$ref")
   record "3. $label image size, local $host_platform" PASS "$size bytes ($((size / 1024)) KiB)"
+  printf '%s\t%s\n' "$label $host_platform (uncompressed, local)" "$size bytes" >>"$SIZES"
 }
 
 host_platform="linux/$(dpkg --print-architecture 2>/dev/null || echo amd64)"
@@ -224,6 +228,7 @@ check_index() { # ref label
     size=$(skopeo inspect --tls-verify=false --override-os linux --override-arch "$arch" --raw "docker://$ref" \
       | jq '[.config.size, (.layers[].size)] | add')
     record "3. $label image size linux/$arch (compressed, registry)" PASS "$size bytes ($((size / 1024)) KiB)"
+    printf '%s\t%s\n' "$label linux/$arch (compressed, registry)" "$size bytes" >>"$SIZES"
     cfg=$(skopeo inspect --tls-verify=false --override-os linux --override-arch "$arch" --config "docker://$ref")
     if jq -e '.config
         | (.Env | index("MY_SERVICE_PORT=80") != null)
@@ -271,16 +276,19 @@ fi
 # The docker driver refuses rewrite-timestamp on image exports; the OCI layout exporter supports it.
 # The toolchain stage (chef: base image + cargo-chef) is an input and stays cached; every stage
 # that compiles or assembles this program is rebuilt from nothing.
+repro_build() { # platform out-dir log
+  docker buildx build --progress=plain --platform "$1" --target runtime-scratch \
+    --no-cache-filter planner,builder,runtime-scratch \
+    --build-arg "RUST_IMAGE=${RUST_IMAGE:-docker.io/library/rust:${RUST_VERSION}-slim-bookworm}" \
+    --build-arg "SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH" \
+    --output "type=oci,dest=$2,tar=false,rewrite-timestamp=true" . >"$3" 2>&1
+}
 digests=()
 for n in 1 2; do
   t=$SECONDS
-  if docker buildx build --progress=plain --platform linux/amd64 --target runtime-scratch \
-       --no-cache-filter planner,builder,runtime-scratch \
-       --build-arg "RUST_IMAGE=${RUST_IMAGE:-docker.io/library/rust:${RUST_VERSION}-slim-bookworm}" \
-       --build-arg "SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH" \
-       --output "type=oci,dest=$WORK/oci-$n,tar=false,rewrite-timestamp=true" . >"$WORK/repro-$n.log" 2>&1; then
+  if repro_build linux/amd64 "$WORK/oci-$n" "$WORK/repro-$n.log"; then
     digests+=("$(jq -r '.manifests[0].digest' "$WORK/oci-$n/index.json")")
-    log "reproducibility build $n: ${digests[-1]} in $((SECONDS - t)) s"
+    record "   rebuild $n linux/amd64 from source (toolchain cached)" PASS "$((SECONDS - t)) s"
   else
     tail -30 "$WORK/repro-$n.log" >&2
     digests+=("build-failed-$n")
@@ -291,7 +299,16 @@ if [[ "${digests[0]}" == "${digests[1]}" && "${digests[0]}" == sha256:* ]]; then
 else
   record "6. two rebuilds, same SOURCE_DATE_EPOCH: same digest" FAIL "${digests[*]}"
 fi
+# The same rebuild for arm64 (cross-compiled), for the amd64 vs arm64 build time.
+t=$SECONDS
+if repro_build linux/arm64 "$WORK/oci-arm64" "$WORK/repro-arm64.log"; then
+  record "   rebuild linux/arm64 from source (toolchain cached)" PASS "$((SECONDS - t)) s"
+else
+  tail -30 "$WORK/repro-arm64.log" >&2
+  record "   rebuild linux/arm64 from source" FAIL "build failed"
+fi
 
 record "bases used" PASS "$BASES"
-summary
+cp "$SIZES" "$E2E_STATE/image-sizes.tsv"
+summary | tee "$WORK/summary.txt"
 exit "$FAILED"

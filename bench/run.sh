@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# `make bench`: builds both servers and runs bench/bench.py, which prints the table and
+# writes BENCHMARKS.md. Not part of `make test` (timings are not assertions).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-host-deps.sh build bench
+make --no-print-directory build
+mkdir -p bench/out
+# Debian's Go and glog in GOPATH mode: the Go module proxy is not reachable here.
+(cd bench/goserver && GO111MODULE=off GOPATH=/usr/share/gocode go build -trimpath -o ../out/goserver .)
+sizes=${E2E_STATE:-/var/cache/httpserver-e2e}/image-sizes.tsv
+python3 bench/bench.py --ours bin/amd64/httpserver --go bench/out/goserver \
+  --image-sizes "$sizes" --write BENCHMARKS.md "$@"
