@@ -224,19 +224,21 @@ check_index() { # ref label
   local kinds=provenance
   [[ "${SBOM:-true}" == false ]] || kinds="provenance + sbom"
   verdict "4. $label attestation manifests" "$att ($kinds)" test "$att" -ge 2
+  local repo=${ref%:*} digest
   for arch in amd64 arm64; do
-    size=$(skopeo inspect --tls-verify=false --override-os linux --override-arch "$arch" --raw "docker://$ref" \
-      | jq '[.config.size, (.layers[].size)] | add')
+    digest=$(jq -r --arg a "$arch" \
+      '.manifests[] | select(.platform.os == "linux" and .platform.architecture == $a) | .digest' <<<"$raw")
+    size=$(skopeo inspect --tls-verify=false --raw "docker://$repo@$digest" | jq '[.config.size, (.layers[].size)] | add')
     record "3. $label image size linux/$arch (compressed, registry)" PASS "$size bytes ($((size / 1024)) KiB)"
     printf '%s\t%s\n' "$label linux/$arch (compressed, registry)" "$size bytes" >>"$SIZES"
-    cfg=$(skopeo inspect --tls-verify=false --override-os linux --override-arch "$arch" --config "docker://$ref")
+    cfg=$(skopeo inspect --tls-verify=false --config "docker://$repo@$digest")
     if jq -e '.config
         | (.Env | index("MY_SERVICE_PORT=80") != null)
           and .Labels["multi.l1"] == "v1" and .Labels["multi.l2"] == "v2" and .Labels["other"] == "v3"
           and .User == "65532:65532" and .Entrypoint == ["/httpserver"]
           and (.Labels["org.opencontainers.image.version"] | length > 0)' <<<"$cfg" >/dev/null \
        && [[ "$(jq -r .architecture <<<"$cfg")" == "$arch" ]]; then
-      record "4. $label $arch config: labels, env, user, entrypoint" PASS ""
+      record "4. $label $arch config: labels, env, user, entrypoint" PASS "$digest"
     else
       record "4. $label $arch config: labels, env, user, entrypoint" FAIL "$(jq -c '.config' <<<"$cfg")"
     fi
