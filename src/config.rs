@@ -115,6 +115,15 @@ pub enum LogFormat {
     Json,
 }
 
+impl std::fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        })
+    }
+}
+
 /// Where the /debug/pprof endpoints live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DebugPlacement {

@@ -112,7 +112,7 @@ async fn run(
         max_header_bytes = settings.max_header_bytes,
         max_connections = settings.max_connections,
         max_profile_seconds = settings.max_profile_seconds,
-        log_format = ?settings.log_format,
+        log_format = %settings.log_format,
         verbosity = settings.verbosity,
         "httpserver started"
     );

@@ -46,12 +46,12 @@ cleanup() {
 trap cleanup EXIT
 
 summary() {
-  printf '\n%-58s %-6s %s\n' CHECK RESULT FIGURE
-  printf '%-58s %-6s %s\n' "----------------------------------------------------------" ------ ------
+  printf '\n%-68s %-6s %s\n' CHECK RESULT FIGURE
+  printf '%-68s %-6s %s\n' "--------------------------------------------------------------------" ------ ------
   local r
   for r in "${RESULTS[@]}"; do
     IFS='|' read -r c res fig <<<"$r"
-    printf '%-58s %-6s %s\n' "$c" "$res" "$fig"
+    printf '%-68s %-6s %s\n' "$c" "$res" "$fig"
   done
   printf '\ntotal e2e time: %d s\n' "$((SECONDS - E2E_T0))"
 }
@@ -261,7 +261,7 @@ git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$copy"
 echo "// e2e cache probe $(date +%s)" >>"$copy/src/routes.rs"
 t=$SECONDS
 if docker buildx bake -f docker-bake.hcl --progress=plain --set "image-local.context=$copy" \
-     --set "image-local.platforms=$host_platform" --set "image-local.tags=$IMAGE:cache-probe" \
+     --set "image-local.platform=$host_platform" --set "image-local.tags=$IMAGE:cache-probe" \
      image-local >"$WORK/warm.log" 2>&1; then
   WARM=$((SECONDS - t))
   if step_cached "$WORK/warm.log" "cargo chef cook" && ! step_cached "$WORK/warm.log" "cargo build --release"; then
