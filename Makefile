@@ -39,7 +39,7 @@ build: deps ## Static musl binaries: bin/amd64/httpserver and bin/arm64/httpserv
 # Cargo decides what is stale; make always asks it.
 bin/%/httpserver: FORCE
 	$(CARGO) build --release --locked --target $(TRIPLE_$*)
-	@mkdir -p $(@D) && cp target/$(TRIPLE_$*)/release/httpserver $@
+	@install -D -m 0755 target/$(TRIPLE_$*)/release/httpserver $@
 
 FORCE:
 

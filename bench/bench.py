@@ -51,9 +51,10 @@ def wait_idle(limit=15.0, threshold=0.10):
 
 
 def proc_cpu_seconds(pid):
+    """(user, system) CPU seconds of the process so far."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
 
 def rss_kib(pid, key="VmRSS"):
@@ -143,14 +144,15 @@ LAT_RE = re.compile(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
 
 
 def wrk(server, conns, seconds):
-    """One pinned wrk run; returns (req/s, p50 ms, p99 ms, requests, server CPU s)."""
+    """One pinned wrk run; returns (req/s, p50 ms, p99 ms, requests, (user s, system s))."""
     wait_idle()
-    cpu0 = proc_cpu_seconds(server.pid)
+    u0, s0 = proc_cpu_seconds(server.pid)
     out = subprocess.run(
         ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency",
          server.url()],
         capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
-    cpu = proc_cpu_seconds(server.pid) - cpu0
+    u1, s1 = proc_cpu_seconds(server.pid)
+    cpu = (u1 - u0, s1 - s0)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     reqs = int(re.search(r"(\d+) requests in", out).group(1))
     if "Non-2xx" in out or "Socket errors" in out:
@@ -175,7 +177,10 @@ def measure(server, args):
         r["rps64"] = statistics.median(x[0] for x in runs)
         r["p50_64"] = statistics.median(x[1] for x in runs)
         r["p99_64"] = statistics.median(x[2] for x in runs)
-        r["cpu_per_req_us"] = 1e6 * sum(x[4] for x in runs) / sum(x[3] for x in runs)
+        total_reqs = sum(x[3] for x in runs)
+        r["user_per_req_us"] = 1e6 * sum(x[4][0] for x in runs) / total_reqs
+        r["sys_per_req_us"] = 1e6 * sum(x[4][1] for x in runs) / total_reqs
+        r["cpu_per_req_us"] = r["user_per_req_us"] + r["sys_per_req_us"]
         single = [wrk(server, 1, args.single_seconds) for _ in range(args.single_runs)]
         r["rps1"] = statistics.median(x[0] for x in single)
         r["p50_1"] = statistics.median(x[1] for x in single)
@@ -219,6 +224,8 @@ def table(ours, go, image_sizes):
         ("  p50 latency, 64 conns (ms)", "p50_64", "{:.3f}", True),
         ("  p99 latency, 64 conns (ms)", "p99_64", "{:.3f}", True),
         ("server CPU per request (us, utime+stime)", "cpu_per_req_us", "{:.2f}", True),
+        ("  of which user space (us)", "user_per_req_us", "{:.2f}", True),
+        ("  of which kernel (us)", "sys_per_req_us", "{:.2f}", True),
         ("req/s, 1 connection (median of runs)", "rps1", "{:,.0f}", False),
         ("  p50 latency, 1 conn (ms)", "p50_1", "{:.3f}", True),
         ("  p99 latency, 1 conn (ms)", "p99_1", "{:.3f}", True),

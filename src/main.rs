@@ -55,8 +55,17 @@ fn serve(settings: Settings) -> Result<ExitCode, String> {
         DebugPlacement::Separate(addr) => Some(listener::bind(addr, "--debug-addr")?),
         _ => None,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(settings.worker_threads())
+    // One worker (a container limited to one CPU, or --workers 1): the current-thread
+    // scheduler skips work-stealing bookkeeping and cross-thread wake-ups on every request.
+    let workers = settings.worker_threads();
+    let mut builder = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(workers);
+        b
+    };
+    let runtime = builder
         .thread_name("httpserver-worker")
         .enable_all()
         .build()

@@ -110,9 +110,11 @@ async fn cpu(duration: Duration, kind: CaptureKind, _slot: OwnedMutexGuard<()>) 
         Err(e) => return internal_error("could not start the CPU profiler", &e),
     };
     tracing::info!(seconds = duration.as_secs(), "CPU profile started");
+    let is_flamegraph = matches!(kind, CaptureKind::FlameGraph);
     tokio::time::sleep(duration).await;
-    // Symbolization is CPU-bound; keep it off the other connections' worker.
-    let rendered = tokio::task::block_in_place(|| -> Result<Vec<u8>, String> {
+    // Symbolization is CPU-bound: do it on the blocking pool so it does not stall the
+    // connections sharing this worker.
+    let rendered = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
         let report = guard.report().build().map_err(|e| e.to_string())?;
         drop(guard);
         match kind {
@@ -129,17 +131,17 @@ async fn cpu(duration: Duration, kind: CaptureKind, _slot: OwnedMutexGuard<()>) 
                     .map_err(|e| e.to_string())
             }
         }
-    });
-    match (rendered, kind) {
-        (Ok(svg), CaptureKind::FlameGraph) => {
-            responses::with_type(StatusCode::OK, "image/svg+xml", svg)
-        }
-        (Ok(pb), _) => responses::attachment(
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("rendering task failed: {e}")));
+    match rendered {
+        Ok(svg) if is_flamegraph => responses::with_type(StatusCode::OK, "image/svg+xml", svg),
+        Ok(pb) => responses::attachment(
             pb,
             "application/octet-stream",
             "attachment; filename=\"profile\"",
         ),
-        (Err(e), _) => internal_error("could not render the profile", &e),
+        Err(e) => internal_error("could not render the profile", &e),
     }
 }
 

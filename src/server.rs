@@ -139,13 +139,13 @@ impl Server {
         _permit: OwnedSemaphorePermit,
     ) {
         let _ = stream.set_nodelay(true);
-        let activity = Arc::new(Activity::new());
+        let activity = Arc::new(Activity::new(self.in_flight.clone()));
         let service = {
             let server = self.clone();
             let activity = activity.clone();
             service_fn(move |req| {
                 let server = server.clone();
-                let guard = InFlight::begin(&activity, &server.in_flight);
+                let guard = InFlight::begin(&activity);
                 async move {
                     let resp = handle(&server.app, endpoints, req).await;
                     drop(guard);
@@ -225,19 +225,22 @@ async fn handle(app: &App, endpoints: Endpoints, req: Request<Incoming>) -> Resp
     resp
 }
 
-/// When a connection last finished a request, and how many it has in flight.
+/// When a connection last finished a request, and how many it has in flight; `total`
+/// counts requests in flight across the process.
 struct Activity {
     born: Instant,
     in_flight: AtomicUsize,
     last_done_ms: AtomicU64,
+    total: Arc<AtomicUsize>,
 }
 
 impl Activity {
-    fn new() -> Self {
+    fn new(total: Arc<AtomicUsize>) -> Self {
         Self {
             born: Instant::now(),
             in_flight: AtomicUsize::new(0),
             last_done_ms: AtomicU64::new(0),
+            total,
         }
     }
 
@@ -252,27 +255,22 @@ impl Activity {
 
 /// Counts a request in flight on its connection and process-wide; dropped when the
 /// handler finishes or is cancelled.
-struct InFlight {
-    activity: Arc<Activity>,
-    total: Arc<AtomicUsize>,
-}
+struct InFlight(Arc<Activity>);
 
 impl InFlight {
-    fn begin(activity: &Arc<Activity>, total: &Arc<AtomicUsize>) -> Self {
+    fn begin(activity: &Arc<Activity>) -> Self {
         activity.in_flight.fetch_add(1, Ordering::AcqRel);
-        total.fetch_add(1, Ordering::AcqRel);
-        Self {
-            activity: activity.clone(),
-            total: total.clone(),
-        }
+        activity.total.fetch_add(1, Ordering::AcqRel);
+        Self(activity.clone())
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let ms = self.activity.born.elapsed().as_millis() as u64;
-        self.activity.last_done_ms.store(ms, Ordering::Relaxed);
-        self.activity.in_flight.fetch_sub(1, Ordering::AcqRel);
-        self.total.fetch_sub(1, Ordering::AcqRel);
+        let a = &self.0;
+        a.last_done_ms
+            .store(a.born.elapsed().as_millis() as u64, Ordering::Relaxed);
+        a.in_flight.fetch_sub(1, Ordering::AcqRel);
+        a.total.fetch_sub(1, Ordering::AcqRel);
     }
 }

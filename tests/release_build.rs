@@ -25,24 +25,42 @@ fn assert_static(path: &std::path::Path, machine: object::Architecture) {
     assert_eq!(elf.architecture(), machine, "{path:?}");
     let endian = elf.endian();
     for ph in elf.elf_program_headers() {
-        let kind = ph.p_type(endian);
         assert_ne!(
-            kind,
+            ph.p_type(endian),
             object::elf::PT_INTERP,
             "{path:?} has a program interpreter"
         );
-        assert_ne!(
-            kind,
-            object::elf::PT_DYNAMIC,
-            "{path:?} has a dynamic section"
-        );
     }
+    // static-pie keeps a dynamic section for self-relocation only: no shared library at all.
+    let needed = dynamic_needed(&elf);
+    assert!(
+        needed.is_empty(),
+        "{path:?} needs shared libraries: {needed:?}"
+    );
     // Symbols kept (profiles need them), DWARF stripped.
     assert!(elf.symbols().count() > 1000, "{path:?} looks stripped");
     assert!(
         elf.section_by_name(".debug_info").is_none(),
         "{path:?} carries debuginfo"
     );
+}
+
+/// DT_NEEDED entries (shared libraries the loader would have to find).
+fn dynamic_needed(elf: &object::read::elf::ElfFile64<object::Endianness>) -> Vec<u64> {
+    use object::read::elf::{Dyn, SectionHeader};
+    let endian = elf.endian();
+    let mut needed = Vec::new();
+    for section in elf.elf_section_table().iter() {
+        if let Ok(Some((entries, _))) = section.dynamic(endian, elf.data()) {
+            needed.extend(
+                entries
+                    .iter()
+                    .filter(|d| d.d_tag(endian) == object::elf::DT_NEEDED)
+                    .map(|d| d.d_val(endian)),
+            );
+        }
+    }
+    needed
 }
 
 #[test]
