@@ -100,7 +100,7 @@ export LOCAL_PLATFORMS=linux/amd64,linux/arm64
 t=$SECONDS
 if make --no-print-directory release BAKE_FLAGS="--progress=plain" >"$WORK/release.log" 2>&1; then
   COLD=$((SECONDS - t))
-  record "1. make release (cold: both platforms, both variants)" PASS "${COLD} s"
+  record "1. make release (both platforms, both variants; cold unless cached)" PASS "${COLD} s"
 else
   tail -40 "$WORK/release.log" >&2
   record "1. make release" FAIL "see log above"
@@ -265,7 +265,7 @@ if docker buildx bake -f docker-bake.hcl --progress=plain --set "image-local.con
      image-local >"$WORK/warm.log" 2>&1; then
   WARM=$((SECONDS - t))
   if step_cached "$WORK/warm.log" "cargo chef cook" && ! step_cached "$WORK/warm.log" "cargo build --release"; then
-    record "5. one-file change reuses the cook layer" PASS "warm ${WARM} s vs cold ${COLD} s"
+    record "5. one-file change reuses the cook layer" PASS "warm rebuild ${WARM} s (make release: ${COLD} s)"
   else
     record "5. one-file change reuses the cook layer" FAIL "cook step was rebuilt"
   fi
