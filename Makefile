@@ -26,8 +26,10 @@ BINS := $(foreach a,$(ARCHES),bin/$(a)/httpserver)
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-root: ## Check that we run as root (as the original's Makefile did for release steps)
-	@[ "$$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
+# The original's `root` exported ROOT, the project's root path; so does this one.
+export ROOT := $(CURDIR)
+root: ## Print the project root (ROOT), as the original's root target set it
+	@echo "ROOT=$(ROOT)"
 
 deps: ## Install what this machine lacks for build and test (rustup targets, qemu-user)
 	bash scripts/install-host-deps.sh build test

@@ -264,9 +264,9 @@ def analysis(ours, go):
 
 Both servers run on one core, so throughput there is 1 / (server CPU per request).
 Ours spends {k:.2f} us of its {t:.2f} us per request in the kernel ({k / t:.0%}): the loopback
-TCP read and write of each request/response (strace shows one `recvfrom` and one `writev` per
-request, the minimum without pipelining; the write also delivers into wrk's socket and wakes
-it). Our user-space share is {u:.2f} us against Go's {go["user_per_req_us"]:.2f} us
+TCP read and write of each request/response (`strace -c` on the server under this load counts
+one `recvfrom` and one `writev` per request, the minimum without pipelining; the write also
+delivers into wrk's socket and wakes it). Our user-space share is {u:.2f} us against Go's {go["user_per_req_us"]:.2f} us
 ({u / go["user_per_req_us"]:.2f}x). Even with no user-space cost at all, this kernel floor caps
 the throughput ratio at {go_t / k:.2f}x and the CPU-per-request ratio at {k / go_t:.2f}x on this
 machine."""
