@@ -223,3 +223,20 @@ fn json_log_format_is_one_object_per_line() {
     }
     assert!(saw_access, "{log}");
 }
+
+#[test]
+fn default_listen_address_serves_ipv4_and_ipv6() {
+    // The default "::" is dual-stack; on a host without IPv6 it falls back to 0.0.0.0.
+    let srv = Server::start_exact(common::binary(), &["--port", "0"], &[]);
+    let v4 = std::net::SocketAddr::from(([127, 0, 0, 1], srv.port()));
+    assert_eq!(get(v4, "/healthz").status, 200);
+    if std::net::TcpListener::bind("[::1]:0").is_ok() {
+        assert!(
+            srv.addr.is_ipv6(),
+            "expected the dual-stack [::] listener, got {}",
+            srv.addr
+        );
+        let v6 = std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, srv.port()));
+        assert_eq!(get(v6, "/healthz").status, 200);
+    }
+}

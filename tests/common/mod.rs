@@ -32,9 +32,15 @@ impl Server {
     }
 
     pub fn start_with(bin: PathBuf, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut all = vec!["--port", "0", "--listen", "127.0.0.1"];
+        all.extend_from_slice(args);
+        Self::start_exact(bin, &all, env)
+    }
+
+    /// Starts the server with exactly `args` (no default port or address).
+    pub fn start_exact(bin: PathBuf, args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(bin);
-        cmd.args(["--port", "0", "--listen", "127.0.0.1"])
-            .args(args)
+        cmd.args(args)
             .env_remove("RUST_LOG")
             .env_remove("MY_SERVICE_PORT")
             .envs(env.iter().copied())
