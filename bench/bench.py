@@ -20,6 +20,7 @@ import urllib.request
 
 SERVER_CPU, LOAD_CPU = "0", "1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+HEALTHZ_REQUEST = b"GET /healthz HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n"
 
 
 def free_port():
@@ -66,8 +67,8 @@ def rss_kib(pid, key="VmRSS"):
 
 
 class Server:
-    def __init__(self, name, argv, env_port=False):
-        self.name, self.argv, self.env_port = name, argv, env_port
+    def __init__(self, name, argv):
+        self.name, self.argv = name, argv
 
     def start(self, pin=True):
         self.port = free_port()
@@ -103,7 +104,7 @@ class Server:
 def http_ok(port, timeout=1.0):
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n")
+            s.sendall(HEALTHZ_REQUEST)
             return s.recv(64).startswith(b"HTTP/1.1 200")
     except OSError:
         return False
@@ -128,7 +129,7 @@ def startup_probe(server, runs):
             with s:
                 if t_conn is None:
                     t_conn = time.perf_counter_ns()
-                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n")
+                s.sendall(HEALTHZ_REQUEST)
                 if s.recv(64).startswith(b"HTTP/1.1 200"):
                     t_ok = time.perf_counter_ns()
         proc.terminate()

@@ -30,6 +30,7 @@ pub struct Profiling {
     recorder: TraceRecorder,
 }
 
+#[derive(Clone, Copy)]
 enum CaptureKind {
     CpuProfile,
     FlameGraph,
@@ -110,7 +111,6 @@ async fn cpu(duration: Duration, kind: CaptureKind, _slot: OwnedMutexGuard<()>) 
         Err(e) => return internal_error("could not start the CPU profiler", &e),
     };
     tracing::info!(seconds = duration.as_secs(), "CPU profile started");
-    let is_flamegraph = matches!(kind, CaptureKind::FlameGraph);
     tokio::time::sleep(duration).await;
     // Symbolization is CPU-bound: do it on the blocking pool so it does not stall the
     // connections sharing this worker.
@@ -134,14 +134,16 @@ async fn cpu(duration: Duration, kind: CaptureKind, _slot: OwnedMutexGuard<()>) 
     })
     .await
     .unwrap_or_else(|e| Err(format!("rendering task failed: {e}")));
-    match rendered {
-        Ok(svg) if is_flamegraph => responses::with_type(StatusCode::OK, "image/svg+xml", svg),
-        Ok(pb) => responses::attachment(
+    match (rendered, kind) {
+        (Ok(svg), CaptureKind::FlameGraph) => {
+            responses::with_type(StatusCode::OK, "image/svg+xml", svg)
+        }
+        (Ok(pb), _) => responses::attachment(
             pb,
             "application/octet-stream",
             "attachment; filename=\"profile\"",
         ),
-        Err(e) => internal_error("could not render the profile", &e),
+        (Err(e), _) => internal_error("could not render the profile", &e),
     }
 }
 

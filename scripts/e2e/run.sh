@@ -117,6 +117,11 @@ for ref in "$IMAGE:$TAG" "$IMAGE:$TAG-distroless"; do
 done
 
 # ---------------------------------------------------------------- 2 + 3. run the images
+# What every runtime image config carries, as docker inspect's .Config or the OCI config's .config.
+CONFIG_OK='def config_ok: (.Env | index("MY_SERVICE_PORT=80") != null)
+  and .Labels["multi.l1"] == "v1" and .Labels["multi.l2"] == "v2" and .Labels["other"] == "v3"
+  and .User == "65532:65532" and .Entrypoint == ["/httpserver"]; '
+
 http_get() { curl -fsS --max-time 5 "$1" 2>/dev/null; }
 
 wait_healthz() { # url -> 0 when it answers ok
@@ -145,12 +150,8 @@ run_checks() { # ref platform label
   uid=$(awk '/^Uid:/ {print $2}' "/proc/$pid/status")
   verdict "2. $label runs as uid 65532" "uid $uid" test "$uid" = 65532
   ins=$(docker inspect "$cid")
-  if jq -e '.[0].Config
-      | (.Env | index("MY_SERVICE_PORT=80") != null)
-        and .Labels["multi.l1"] == "v1" and .Labels["multi.l2"] == "v2" and .Labels["other"] == "v3"
+  if jq -e "$CONFIG_OK"'.[0].Config | config_ok
         and (.ExposedPorts | has("80/tcp"))
-        and .Entrypoint == ["/httpserver"]
-        and .User == "65532:65532"
         and .Healthcheck.Test == ["CMD", "/httpserver", "healthcheck"]' <<<"$ins" >/dev/null; then
     record "2. $label inspect: env, labels, port, entrypoint, user" PASS ""
   else
@@ -232,10 +233,7 @@ check_index() { # ref label
     record "3. $label image size linux/$arch (compressed, registry)" PASS "$size bytes ($((size / 1024)) KiB)"
     printf '%s\t%s\n' "$label linux/$arch (compressed, registry)" "$size bytes" >>"$SIZES"
     cfg=$(skopeo inspect --tls-verify=false --config "docker://$repo@$digest")
-    if jq -e '.config
-        | (.Env | index("MY_SERVICE_PORT=80") != null)
-          and .Labels["multi.l1"] == "v1" and .Labels["multi.l2"] == "v2" and .Labels["other"] == "v3"
-          and .User == "65532:65532" and .Entrypoint == ["/httpserver"]
+    if jq -e "$CONFIG_OK"'.config | config_ok
           and (.Labels["org.opencontainers.image.version"] | length > 0)' <<<"$cfg" >/dev/null \
        && [[ "$(jq -r .architecture <<<"$cfg")" == "$arch" ]]; then
       record "4. $label $arch config: labels, env, user, entrypoint" PASS "$digest"
