@@ -14,17 +14,25 @@ export REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 export SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 BAKE ?= docker buildx bake
 CARGO ?= cargo
+# `make run` serves on loopback only: /debug/pprof is not for the network.
 PORT ?= 8080
+LISTEN ?= 127.0.0.1
+# Extra arguments for the image checks, e.g. E2E_ARGS=distroless to run only those.
+E2E_ARGS ?=
 
 TRIPLE_amd64 := x86_64-unknown-linux-musl
 TRIPLE_arm64 := aarch64-unknown-linux-musl
 ARCHES := amd64 arm64
 BINS := $(foreach a,$(ARCHES),bin/$(a)/httpserver)
 
-.PHONY: help root deps build run test unit static-test fmt-check clippy lint release push e2e bench clean
+.PHONY: help root deps build run test unit static-test fmt-check clippy lint release push \
+	engine engine-stop engine-purge e2e bench clean
 
-help: ## List the targets
-	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+help: ## List the targets (with this invocation's values)
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) \
+	  | sed -e 's|$$(IMAGE)|$(IMAGE)|g' -e 's|$$(TAG)|$(TAG)|g' -e 's|$$(REGISTRY)|$(REGISTRY)|g' \
+	        -e 's|$$(PORT)|$(PORT)|g' -e 's|$$(LISTEN)|$(LISTEN)|g' \
+	  | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
 
 # The original's `root` exported ROOT, the project's root path; so does this one.
 export ROOT := $(CURDIR)
@@ -45,8 +53,9 @@ bin/%/httpserver: FORCE
 
 FORCE:
 
-run: ## Run the service on port 8080 (PORT=...), debug logs on
-	$(CARGO) run --release --locked -- --port $(PORT) -v 1
+run: ## Run the service on http://$(LISTEN):$(PORT) (LISTEN=, PORT= to change), access log on
+	@echo "make run: building the release binary first (fat LTO: the first build takes a few minutes)"
+	$(CARGO) run --release --locked -- --listen $(LISTEN) --port $(PORT) -v 1
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -63,18 +72,38 @@ static-test: build ## The release musl binaries: static, arm64 serves under qemu
 
 test: deps fmt-check clippy unit static-test ## Everything: fmt, clippy, unit + integration tests, release build checks
 
-lint: ## actionlint, hadolint, shellcheck, bake --print
-	bash scripts/install-host-deps.sh lint
-	bash scripts/lint.sh
+lint: ## actionlint, hadolint, shellcheck, bake --print of every target and group
+	@bash scripts/install-host-deps.sh lint
+	actionlint
+	hadolint Dockerfile Containerfile.distroless scripts/standins/*/Dockerfile
+	shellcheck -x $$(git ls-files -co --exclude-standard '*.sh') .ci/run
+	@# bake --print needs only the buildx client: without one, the engine's unpacked plugin.
+	@eval "$$(docker buildx version >/dev/null 2>&1 || bash scripts/engine.sh tools)"; \
+	  for t in $$(sed -nE 's/^(target|group) "([^"]+)".*/\2/p' docker-bake.hcl); do \
+	    docker buildx bake --progress=quiet --print "$$t" >/dev/null || exit 1; echo "bake --print $$t: ok"; \
+	  done
 
-release: ## Build the images with bake into the local engine: $(IMAGE):$(TAG) (scratch) and $(IMAGE):$(TAG)-distroless
+release: ## Build the images into the engine: $(IMAGE):$(TAG) (scratch) and $(IMAGE):$(TAG)-distroless
 	$(BAKE) $(BAKE_FLAGS) default
 
 push: ## Bake the release group (scratch + distroless, linux/amd64 + linux/arm64) and push to $(REGISTRY)
 	$(BAKE) $(BAKE_FLAGS) release --push
 
-e2e: ## End-to-end: engine, registry, release, push, run, cache, reproducibility
-	bash scripts/e2e/run.sh
+engine: ## Bring up what the images need (engine, buildx, QEMU, registry, stand-in bases): eval "$(make -s engine)"
+	@bash scripts/install-host-deps.sh e2e >&2
+	@bash scripts/engine.sh up
+
+engine-stop: ## Stop what `make engine` started and undo its host changes (the cache stays)
+	@bash scripts/engine.sh down
+
+engine-purge: ## engine-stop, then delete the engine's cache (downloads, images, build cache)
+	@bash scripts/engine.sh purge
+
+e2e: ## The image checks (tests/image): make engine, the checks, make engine-stop
+	@bash scripts/install-host-deps.sh e2e
+	$(CARGO) build --locked --tests
+	@trap 'bash scripts/engine.sh down' EXIT; eval "$$(bash scripts/engine.sh up)"; \
+	  $(CARGO) test --locked --test image -- --ignored --test-threads=1 $(E2E_ARGS)
 
 bench: ## Benchmark against the Go original, side by side (writes BENCHMARKS.md)
 	bash bench/run.sh

@@ -20,13 +20,17 @@ variable "LOCAL_PLATFORMS" { default = "" }
 variable "RELEASE_PLATFORMS" { default = "linux/amd64,linux/arm64" }
 // SBOM needs BuildKit's scanner image (docker/buildkit-syft-scanner) from Docker Hub.
 variable "SBOM" { default = true }
+// Stages rebuilt even when cached (comma-separated): the reproducibility check rebuilds
+// every stage that compiles or assembles the program, from source.
+variable "NO_CACHE_FILTER" { default = "" }
 
 function "created" {
   params = [epoch]
   result = formatdate("YYYY-MM-DD'T'hh:mm:ssZ", timeadd("1970-01-01T00:00:00Z", "${epoch}s"))
 }
 
-function "platforms" {
+// A comma-separated list (platforms, stage names) as a list; "" is empty.
+function "csv" {
   params = [list]
   result = list == "" ? [] : split(",", list)
 }
@@ -54,35 +58,23 @@ target "_common" {
     CREATED            = created(SOURCE_DATE_EPOCH)
     SOURCE_DATE_EPOCH  = SOURCE_DATE_EPOCH
   }
+  no-cache-filter = csv(NO_CACHE_FILTER)
 }
 
 target "_release" {
   inherits  = ["_common"]
-  platforms = platforms(RELEASE_PLATFORMS)
+  platforms = csv(RELEASE_PLATFORMS)
   attest = concat(
     ["type=provenance,mode=max"],
     SBOM ? ["type=sbom"] : [],
   )
 }
 
-// The compiled binary (Dockerfile's builder stage), shared by both runtime variants.
-target "binary" {
-  inherits  = ["_common"]
-  dockerfile = "Dockerfile"
-  target    = "builder"
-  platforms = platforms(RELEASE_PLATFORMS)
-}
-
-target "binary-local" {
-  inherits  = ["binary"]
-  platforms = platforms(LOCAL_PLATFORMS)
-}
-
 target "image-local" {
   inherits   = ["_common"]
   dockerfile = "Dockerfile"
   target     = "runtime-scratch"
-  platforms  = platforms(LOCAL_PLATFORMS)
+  platforms  = csv(LOCAL_PLATFORMS)
   tags       = ["${IMAGE}:${TAG}"]
   output     = ["type=docker"]
 }
@@ -91,8 +83,8 @@ target "image-local-distroless" {
   inherits   = ["_common"]
   dockerfile = "Containerfile.distroless"
   target     = "runtime-distroless"
-  contexts   = { binary = "target:binary-local" }
-  platforms  = platforms(LOCAL_PLATFORMS)
+  contexts   = { binary = "target:image-local" }
+  platforms  = csv(LOCAL_PLATFORMS)
   tags       = ["${IMAGE}:${TAG}-distroless"]
   output     = ["type=docker"]
 }
@@ -107,7 +99,7 @@ target "distroless" {
   inherits   = ["_release", "docker-metadata-action-distroless"]
   dockerfile = "Containerfile.distroless"
   target     = "runtime-distroless"
-  contexts   = { binary = "target:binary" }
+  contexts   = { binary = "target:scratch" }
 }
 
 group "default" {

@@ -8,6 +8,7 @@ make --no-print-directory build
 mkdir -p bench/out
 # Debian's Go and glog in GOPATH mode: the Go module proxy is not reachable here.
 (cd bench/goserver && GO111MODULE=off GOPATH=/usr/share/gocode go build -trimpath -o ../out/goserver .)
-sizes=${E2E_STATE:-/var/cache/httpserver-e2e}/image-sizes.tsv
+# Image sizes as the last `make e2e` measured them (tests/image writes this file).
+sizes=target/tmp/image-tests/image-sizes.tsv
 python3 bench/bench.py --ours bin/amd64/httpserver --go bench/out/goserver \
   --image-sizes "$sizes" --write BENCHMARKS.md "$@"

@@ -180,16 +180,35 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
 
 /// One HTTP/1.1 request on a fresh connection (`Connection: close`), read to the end.
 pub fn request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Reply {
-    let mut s = connect(addr);
+    try_request(addr, method, path, body, IO_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{method} {path} on {addr}: {e}"))
+}
+
+/// `request` that reports failures (connect, I/O, unparsable reply) instead of panicking.
+pub fn try_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    timeout: Duration,
+) -> std::io::Result<Reply> {
+    let mut s = TcpStream::connect_timeout(&addr, timeout)?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
+    s.write_all(head.as_bytes())?;
+    s.write_all(body)?;
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read reply");
-    parse_reply(&raw, method == "HEAD").unwrap_or_else(|| panic!("unparsable reply: {raw:?}"))
+    s.read_to_end(&mut raw)?;
+    parse_reply(&raw, method == "HEAD").ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("unparsable reply: {:?}", String::from_utf8_lossy(&raw)),
+        )
+    })
 }
 
 pub fn get(addr: SocketAddr, path: &str) -> Reply {

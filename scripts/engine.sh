@@ -1,0 +1,222 @@
+#!/usr/bin/env bash
+# `make engine` / `make engine-stop`: what building, running and publishing the images needs.
+#   engine.sh up          prints the export lines to use it: eval "$(bash scripts/engine.sh up)"
+#   engine.sh down        stops what `up` started, by PID, and undoes its host changes
+#   engine.sh purge       down, then deletes the state directory (downloads, images, build cache)
+#   engine.sh tools       only the client tools (buildx plugin, cosign): export lines, no daemon
+#   engine.sh host-state  what must be the same before and after (the image checks compare it)
+#
+# A working engine (`docker info` and `docker buildx` answer) is used as it is. Otherwise a
+# private dockerd 26 (Debian trixie's docker.io and docker-buildx, unpacked into the state
+# directory: no package installed, no unit enabled) runs in its own network and mount
+# namespaces. Its bridge, iptables chains, NAT and ip_forward live and die inside that
+# namespace; slirp4netns gives it outbound access through ordinary host sockets (BuildKit's RUN
+# steps fetch crates), and scripts/engine-port-proxy.sh publishes `-p 127.0.0.1:P:C` ports on
+# the host. So the host's iptables, links, sysctls and units are never touched.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+STATE=${ENGINE_STATE:-/var/cache/httpserver-engine}
+RUN=$STATE/run
+ROOT=$STATE/root
+EXEC_ROOT=/run/httpserver-engine
+REGISTRY_PORT=${ENGINE_REGISTRY_PORT:-5000}
+
+log() { printf '[engine %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# 0 once process $2 has ended, 1 if it still runs after $1 seconds.
+wait_up_to() {
+  local i
+  for ((i = 0; i < $1 * 5; i++)); do kill -0 "$2" 2>/dev/null || return 0; sleep 0.2; done
+  return 1
+}
+# Runs a long command, printing a line every 20 s so nobody wonders whether it hangs.
+with_progress() { # label command...
+  local label=$1 t0=$SECONDS pid rc=0
+  shift
+  "$@" &
+  pid=$!
+  while ! wait_up_to 20 "$pid"; do log "$label: still running ($((SECONDS - t0)) s)"; done
+  wait "$pid" || rc=$?
+  ((rc == 0)) && log "$label: done in $((SECONDS - t0)) s"
+  return "$rc"
+}
+# Polls (bounded) until a command succeeds.
+until_ok() { # seconds what command...
+  local limit=$1 what=$2 i
+  shift 2
+  for ((i = 0; i < limit * 4; i++)); do "$@" >/dev/null 2>&1 && return 0; sleep 0.25; done
+  die "$what did not come up within $limit s (logs: $RUN)"
+}
+
+# Starts a command in its own session; its log and PID go to $RUN. It inherits neither the
+# lock (fd 9) nor the caller's stdout (fd 8).
+start() { # name command...
+  local name=$1
+  shift
+  setsid "$@" >"$RUN/$name.log" 2>&1 </dev/null 8>&- 9>&- &
+  echo "$!" >"$RUN/$name.pid"
+  echo "$name" >>"$RUN/started"
+}
+pid_of() { cat "$RUN/$1.pid" 2>/dev/null || true; }
+alive() { local p; p=$(pid_of "$1"); [[ -n "$p" ]] && kill -0 "$p" 2>/dev/null; }
+in_engine_ns() { nsenter --net="/proc/$(pid_of netns)/ns/net" --mount="/proc/$(pid_of netns)/ns/mnt" "$@"; }
+own_netns() { [[ "$(readlink "/proc/$1/ns/net")" != "$(readlink /proc/$$/ns/net)" ]]; }
+
+debian_mirror() {
+  local uri
+  uri=$(grep -hsE '^(URIs:|deb )' /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list \
+        | grep -v security | grep -oE 'https?://[^ ]+/debian/?' | head -1)
+  echo "${uri:-http://deb.debian.org/debian}"
+}
+
+# The engine's packages from trixie (runc from the machine's own release: trixie's needs a
+# newer glibc), downloaded with a private apt state and unpacked into $ROOT; links the client
+# tools: the buildx plugin into a private DOCKER_CONFIG, cosign (and docker if missing) to bin/.
+fetch_packages() {
+  if [[ ! -x "$ROOT/usr/bin/cosign" ]]; then
+    local apt=$STATE/apt deb
+    mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/debs"
+    echo "deb $(debian_mirror) trixie main" >"$apt/trixie.list"
+    local opts=(-qq -o "Dir::Etc::SourceParts=/dev/null" -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache")
+    log "downloading the engine packages from trixie"
+    apt-get "${opts[@]}" -o "Dir::Etc::SourceList=$apt/trixie.list" update
+    (cd "$apt/debs" && apt-get "${opts[@]}" -o "Dir::Etc::SourceList=$apt/trixie.list" download \
+       docker.io docker-buildx docker-cli containerd docker-registry cosign tini 2>/dev/null \
+     && apt-get -qq download runc 2>/dev/null)
+    rm -rf "$ROOT" && mkdir -p "$ROOT"
+    for deb in "$apt"/debs/*.deb; do dpkg-deb -x "$deb" "$ROOT"; done
+  fi
+  mkdir -p "$STATE/bin" "$STATE/docker-config/cli-plugins"
+  ln -sf "$ROOT/usr/bin/cosign" "$STATE/bin/cosign"
+  command -v docker >/dev/null 2>&1 || ln -sf "$ROOT/usr/bin/docker" "$STATE/bin/docker"
+  ln -sf "$ROOT/usr/libexec/docker/cli-plugins/docker-buildx" "$STATE/docker-config/cli-plugins/"
+}
+
+start_private_engine() {
+  fetch_packages
+  # A process holding new network + mount namespaces (host mounts propagate in, not out).
+  start netns unshare --net --mount --propagation slave sleep infinity
+  until_ok 5 "the engine namespace" own_netns "$(pid_of netns)"
+  in_engine_ns ip link set lo up
+  start slirp4netns slirp4netns --configure --mtu=65520 --disable-host-loopback "$(pid_of netns)" tap0
+  until_ok 10 "slirp4netns" in_engine_ns ip route get 1.1.1.1
+  mkdir -p "$STATE/docker"
+  printf '{"hosts": ["unix://%s"], "data-root": "%s", "exec-root": "%s", "log-level": "warn",
+ "features": {"containerd-snapshotter": true}, "userland-proxy-path": "%s"}\n' \
+    "$RUN/docker.sock" "$STATE/docker" "$EXEC_ROOT" "$here/engine-port-proxy.sh" >"$RUN/daemon.json"
+  log "starting a private dockerd in its own network namespace ($RUN/docker.sock)"
+  start dockerd env PATH="$ROOT/usr/bin:$ROOT/usr/sbin:$PATH" ENGINE_HOST_NETNS="/proc/$(pid_of slirp4netns)/ns/net" \
+    nsenter --net="/proc/$(pid_of netns)/ns/net" --mount="/proc/$(pid_of netns)/ns/mnt" \
+    "$ROOT/usr/sbin/dockerd" --config-file "$RUN/daemon.json"
+  export DOCKER_HOST="unix://$RUN/docker.sock" DOCKER_CONFIG="$STATE/docker-config"
+  until_ok 60 "dockerd" docker info
+}
+
+# Debian's docker-registry (distribution 2.8) on 127.0.0.1. With the private engine it runs in
+# the engine's namespace (pushes stay local) and the port proxy shows the same port on the host.
+start_registry() {
+  mkdir -p "$STATE/registry"
+  printf 'version: 0.1\nlog: {level: warn}\nhttp: {addr: "127.0.0.1:%s"}\nstorage: {filesystem: {rootdirectory: %s}, delete: {enabled: true}}\n' \
+    "$REGISTRY_PORT" "$STATE/registry" >"$RUN/registry.yml"
+  if alive netns; then
+    start registry nsenter --net="/proc/$(pid_of netns)/ns/net" "$ROOT/usr/bin/docker-registry" serve "$RUN/registry.yml"
+    start registry-forward "$here/engine-port-proxy.sh" -proto tcp -host-ip 127.0.0.1 -host-port "$REGISTRY_PORT" \
+      -container-ip 127.0.0.1 -container-port "$REGISTRY_PORT" -engine-netns "/proc/$(pid_of netns)/ns/net"
+  else
+    fetch_packages
+    start registry "$ROOT/usr/bin/docker-registry" serve "$RUN/registry.yml"
+  fi
+  until_ok 20 "the registry on 127.0.0.1:$REGISTRY_PORT" curl -fsS "http://127.0.0.1:$REGISTRY_PORT/v2/"
+}
+
+# QEMU for linux/arm64 containers (Debian's qemu-user-static registers it with the F flag).
+ensure_binfmt() {
+  [[ "$(uname -m)" == aarch64 || -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]] && return
+  if [[ ! -e /proc/sys/fs/binfmt_misc/register ]]; then
+    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc && echo binfmt-mount >>"$RUN/host-changes"
+  fi
+  update-binfmts --enable qemu-aarch64 || die "cannot register qemu-aarch64 (install qemu-user-static)"
+  echo binfmt-qemu-aarch64 >>"$RUN/host-changes"
+}
+
+host_state() {
+  iptables -S; iptables -t nat -S
+  ip -br link | awk '{print $1}'
+  sysctl net.ipv4.ip_forward net.ipv6.conf.all.forwarding
+  find /etc/systemd/system -path '*.wants/*' | sort
+}
+
+reachable() { timeout 30 docker buildx imagetools inspect "$1" >/dev/null 2>&1; }
+rust_version() { sed -n 's/^variable "RUST_VERSION" { default = "\(.*\)" }/\1/p' "$here/../docker-bake.hcl"; }
+
+up() {
+  exec 8>&1 1>&2 # only the export lines go to stdout
+  mkdir -p "$RUN"
+  [[ -s "$RUN/host-before" ]] || host_state >"$RUN/host-before" 2>&1
+  exec 9>"$STATE/lock"
+  flock -w 600 9 || die "another engine.sh holds $STATE/lock"
+  local private=1 exports=()
+  if alive dockerd; then
+    log "the private engine is already running"
+  elif [[ -z "${ENGINE_PRIVATE:-}" ]] && timeout 20 docker info >/dev/null 2>&1 && timeout 20 docker buildx version >/dev/null 2>&1; then
+    private=0
+    log "using the engine that answers (${DOCKER_HOST:-default socket})"
+  else
+    start_private_engine
+  fi
+  if ((private)); then
+    export DOCKER_HOST="unix://$RUN/docker.sock" DOCKER_CONFIG="$STATE/docker-config"
+    exports=("DOCKER_HOST=$DOCKER_HOST" "DOCKER_CONFIG=$DOCKER_CONFIG" "PATH=$STATE/bin:\$PATH")
+  fi
+  ensure_binfmt
+  alive registry || start_registry
+  exports+=("REGISTRY=localhost:$REGISTRY_PORT")
+  if [[ -z "${ENGINE_STANDINS:-}" ]] && reachable "docker.io/library/rust:$(rust_version)-slim-bookworm" \
+     && reachable gcr.io/distroless/static-debian13:nonroot; then
+    log "public base images reachable: using them"
+  else
+    log "public base images unreachable: using local stand-ins"
+    # shellcheck source=scripts/standins.sh
+    source "$here/standins.sh"
+    ensure_standins "localhost:$REGISTRY_PORT" "$(rust_version)"
+    # BuildKit's SBOM scanner image lives on Docker Hub too: no SBOM attestation here.
+    exports+=("RUST_IMAGE=$RUST_IMAGE" "DISTROLESS_IMAGE=$DISTROLESS_IMAGE" "SBOM=false")
+  fi
+  printf 'export %s\n' "${exports[@]}" | tee "$RUN/env.sh" >&8
+  log "ready: eval \"\$(make -s engine)\" in your shell; make engine-stop stops it"
+}
+
+down() {
+  [[ -d "$RUN" ]] || { log "nothing to stop"; return; }
+  local name pid change
+  for name in $(tac "$RUN/started" 2>/dev/null); do
+    pid=$(pid_of "$name")
+    [[ -n "$pid" ]] || continue
+    log "stopping $name (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null && ! wait_up_to 30 "$pid" && log "$name ignored SIGTERM for 30 s: killing it"
+    kill -KILL -- "-$pid" 2>/dev/null || true # and whatever it left in its session
+  done
+  for change in $(tac "$RUN/host-changes" 2>/dev/null); do
+    case $change in
+      binfmt-qemu-aarch64) update-binfmts --disable qemu-aarch64 || log "could not unregister qemu-aarch64" ;;
+      binfmt-mount) umount /proc/sys/fs/binfmt_misc || log "could not unmount binfmt_misc" ;;
+    esac
+  done
+  if diff <(host_state 2>&1) "$RUN/host-before" >&2; then
+    log "host state (iptables, links, forwarding, enabled units) as before make engine"
+  else
+    log "warning: the host state differs from before make engine (diff above)"
+  fi
+  rm -rf "$RUN" "$EXEC_ROOT"
+  log "stopped; state kept in $STATE ($(du -sh "$STATE" 2>/dev/null | cut -f1)): make engine-purge deletes it"
+}
+
+case ${1:-} in
+  up) up ;;
+  down) down ;;
+  purge) down; rm -rf "$STATE"; log "deleted $STATE" ;;
+  tools) fetch_packages >&2; printf 'export %s\n' "DOCKER_CONFIG=$STATE/docker-config" "PATH=$STATE/bin:\$PATH" ;;
+  host-state) host_state ;;
+  *) echo "usage: $0 up|down|purge|tools|host-state" >&2; exit 2 ;;
+esac

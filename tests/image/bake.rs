@@ -1,0 +1,286 @@
+//! Builds through bake (`make release`, `make push`, or `docker buildx bake` with overrides) with
+//! `--progress=rawjson`: BuildKit's own solve status, one JSON object per line. It gives a
+//! progress line at least every 20 s, each step's cached/uncached state for the cache checks,
+//! and the failing step's log when a build breaks.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde::Deserialize;
+
+const PROGRESS_EVERY: Duration = Duration::from_secs(20);
+
+/// One solve-status message of `--progress=rawjson`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+struct SolveStatus {
+    vertexes: Vec<RawVertex>,
+    logs: Vec<RawLog>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+struct RawVertex {
+    digest: String,
+    name: String,
+    started: Option<String>,
+    completed: Option<String>,
+    cached: bool,
+    error: String,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+struct RawLog {
+    vertex: String,
+    data: String,
+}
+
+/// A build step as BuildKit last reported it.
+#[derive(Debug, Clone, Default)]
+pub struct Step {
+    pub name: String,
+    pub started: bool,
+    pub completed: bool,
+    pub cached: bool,
+    pub error: String,
+}
+
+#[derive(Debug)]
+pub struct BuildRun {
+    pub seconds: u64,
+    pub steps: Vec<Step>,
+}
+
+impl BuildRun {
+    /// Steps whose name contains `needle`.
+    pub fn steps_named<'a>(&'a self, needle: &'a str) -> impl Iterator<Item = &'a Step> + 'a {
+        self.steps.iter().filter(move |s| s.name.contains(needle))
+    }
+}
+
+/// Runs `cmd` (a bake invocation, directly or through make) with rawjson progress and a
+/// metadata file; `label` prefixes the progress lines.
+pub fn run(label: &str, mut cmd: Command, limit: Duration) -> Result<BuildRun, String> {
+    let metadata_file = scratch_file(&format!("metadata-{}.json", label.replace(' ', "-")));
+    let _ = std::fs::remove_file(&metadata_file);
+    let flags = format!(
+        "--progress=rawjson --metadata-file={}",
+        metadata_file.display()
+    );
+    // Through make, BAKE_FLAGS carries the flags; a direct bake takes them as arguments.
+    if cmd.get_program() == "make" {
+        cmd.env("BAKE_FLAGS", &flags);
+    } else {
+        cmd.args(flags.split(' '));
+    }
+    let what = format!("{cmd:?}");
+    eprintln!("[{label}] {what}");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{what}: {e}"))?;
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Message>();
+    std::thread::spawn(move || read_progress(stderr, tx));
+    let t0 = Instant::now();
+    let mut state = Progress::default();
+    let mut last_report = Instant::now();
+    let deadline = t0 + limit;
+    let status = loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(message) => state.absorb(message),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                break crate::docker::wait_bounded(&mut child, Duration::from_secs(30))?;
+            }
+        }
+        if last_report.elapsed() >= PROGRESS_EVERY {
+            eprintln!("[{label} {} s] {}", t0.elapsed().as_secs(), state.summary());
+            last_report = Instant::now();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "{what}: still running after {limit:?}, killed; {}",
+                state.summary()
+            ));
+        }
+    };
+    let seconds = t0.elapsed().as_secs();
+    eprintln!(
+        "[{label}] finished in {seconds} s ({status}): {}",
+        state.summary()
+    );
+    if !status.success() {
+        return Err(format!(
+            "{label} failed ({status}) after {seconds} s: {}\n{what}\n{}",
+            state.cause(),
+            state.failure_report()
+        ));
+    }
+    Ok(BuildRun {
+        seconds,
+        steps: state.steps.into_values().collect(),
+    })
+}
+
+/// What the progress reader sends: solve statuses, then (after the JSON ends) plain lines.
+enum Message {
+    Status(SolveStatus),
+    Text(String),
+}
+
+/// rawjson prints each status as a pretty-printed JSON object whose first and last lines are
+/// a lone `{` and `}`; any other line (make's and bake's own messages) is plain text.
+fn read_progress(stderr: std::process::ChildStderr, tx: std::sync::mpsc::Sender<Message>) {
+    let mut object: Option<String> = None;
+    for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+        let message = match object.as_mut() {
+            None if line == "{" => {
+                object = Some(line);
+                continue;
+            }
+            None if line == "{}" => continue,
+            None => Message::Text(line),
+            Some(text) => {
+                text.push_str(&line);
+                if line != "}" {
+                    continue;
+                }
+                let text = object.take().unwrap_or_default();
+                match serde_json::from_str(&text) {
+                    Ok(status) => Message::Status(status),
+                    Err(e) => Message::Text(format!("(unreadable progress: {e})")),
+                }
+            }
+        };
+        if tx.send(message).is_err() {
+            return;
+        }
+    }
+}
+
+#[derive(Default)]
+struct Progress {
+    steps: BTreeMap<String, Step>,
+    /// The last log lines of each step (for the failure report).
+    logs: BTreeMap<String, VecDeque<String>>,
+    /// Lines that were not solve status (make, bake and buildx messages).
+    other: VecDeque<String>,
+}
+
+impl Progress {
+    fn absorb(&mut self, message: Message) {
+        let status = match message {
+            Message::Status(status) => status,
+            Message::Text(line) => {
+                eprintln!("  > {line}");
+                push_bounded(&mut self.other, line, 30);
+                return;
+            }
+        };
+        for v in status.vertexes {
+            let step = self.steps.entry(v.digest).or_default();
+            step.name = v.name;
+            step.started |= v.started.is_some();
+            step.completed |= v.completed.is_some();
+            step.cached |= v.cached;
+            if !v.error.is_empty() {
+                step.error = v.error;
+            }
+        }
+        for log in status.logs {
+            let data = base64::engine::general_purpose::STANDARD
+                .decode(log.data.as_bytes())
+                .unwrap_or_default();
+            let lines = self.logs.entry(log.vertex).or_default();
+            for l in String::from_utf8_lossy(&data).lines() {
+                push_bounded(lines, l.to_owned(), 40);
+            }
+        }
+    }
+
+    fn summary(&self) -> String {
+        let done = self.steps.values().filter(|s| s.completed).count();
+        let cached = self.steps.values().filter(|s| s.cached).count();
+        let running: Vec<&str> = self
+            .steps
+            .values()
+            .filter(|s| s.started && !s.completed)
+            .map(|s| short(&s.name))
+            .take(2)
+            .collect();
+        format!(
+            "{done}/{} steps done ({cached} cached); running: {}",
+            self.steps.len(),
+            if running.is_empty() {
+                "-".to_owned()
+            } else {
+                running.join(" | ")
+            }
+        )
+    }
+
+    /// The one-line reason: the failed step's error, else BuildKit's last ERROR line.
+    fn cause(&self) -> String {
+        self.steps
+            .values()
+            .find(|s| !s.error.is_empty())
+            .map(|s| format!("{}: {}", short(&s.name), s.error))
+            .or_else(|| {
+                self.other
+                    .iter()
+                    .rev()
+                    .find(|l| l.contains("ERROR"))
+                    .cloned()
+            })
+            .unwrap_or_else(|| "see the log above".into())
+    }
+
+    fn failure_report(&self) -> String {
+        let mut out = String::new();
+        for (digest, step) in &self.steps {
+            if step.error.is_empty() {
+                continue;
+            }
+            out.push_str(&format!("step {:?} failed: {}\n", step.name, step.error));
+            for l in self.logs.get(digest).into_iter().flatten() {
+                out.push_str(&format!("  | {l}\n"));
+            }
+        }
+        for l in &self.other {
+            out.push_str(&format!("  > {l}\n"));
+        }
+        out
+    }
+}
+
+/// A step name cut to a readable length (RUN lines can be long).
+fn short(name: &str) -> &str {
+    match name.char_indices().nth(90) {
+        Some((i, _)) => &name[..i],
+        None => name,
+    }
+}
+
+fn push_bounded(q: &mut VecDeque<String>, line: String, max: usize) {
+    if q.len() == max {
+        q.pop_front();
+    }
+    q.push_back(line);
+}
+
+/// A path for this run's scratch files (under target/, removed with it).
+pub fn scratch_file(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("image-tests");
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir.join(name)
+}

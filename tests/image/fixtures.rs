@@ -1,0 +1,197 @@
+//! What the checks share, built or started once on first use: the settings, the release build,
+//! the push, and one running container per variant and platform.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use crate::bake::{self, BuildRun};
+use crate::docker::{self, Container};
+
+pub const PLATFORMS: [&str; 2] = ["linux/amd64", "linux/arm64"];
+pub const BUILD_LIMIT: Duration = Duration::from_secs(45 * 60);
+
+pub struct Settings {
+    pub image: String,
+    pub tag: String,
+    pub push_tag: String,
+    pub registry: String,
+}
+
+pub fn settings() -> &'static Settings {
+    static S: OnceLock<Settings> = OnceLock::new();
+    S.get_or_init(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Settings {
+            image: std::env::var("E2E_IMAGE").unwrap_or_else(|_| "httpserver-e2e".into()),
+            tag: "e2e".into(),
+            push_tag: format!("e2e-{now}"),
+            registry: std::env::var("REGISTRY").unwrap_or_else(|_| "localhost:5000".into()),
+        }
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Variant {
+    Scratch,
+    Distroless,
+}
+
+pub const VARIANTS: [Variant; 2] = [Variant::Scratch, Variant::Distroless];
+
+impl Variant {
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Scratch => "scratch",
+            Variant::Distroless => "distroless",
+        }
+    }
+
+    fn suffix(self) -> &'static str {
+        match self {
+            Variant::Scratch => "",
+            Variant::Distroless => "-distroless",
+        }
+    }
+
+    /// The image `make release` loads into the engine.
+    pub fn local_ref(self) -> String {
+        let s = settings();
+        format!("{}:{}{}", s.image, s.tag, self.suffix())
+    }
+
+    /// The index `make push` publishes.
+    pub fn pushed_ref(self) -> String {
+        let s = settings();
+        format!("{}/{}:{}{}", s.registry, s.image, s.push_tag, self.suffix())
+    }
+}
+
+/// `make VERB` with this run's image name and tag.
+pub fn make(verb: &str) -> Command {
+    let s = settings();
+    let mut cmd = Command::new("make");
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["--no-print-directory", verb])
+        .env("IMAGE", &s.image)
+        .env("TAG", &s.tag);
+    cmd
+}
+
+/// IDs of untagged ("dangling") images in the engine.
+pub fn dangling_images() -> Result<BTreeSet<String>, String> {
+    Ok(docker::docker(&[
+        "images",
+        "--filter",
+        "dangling=true",
+        "--quiet",
+        "--no-trunc",
+    ])?
+    .lines()
+    .map(str::to_owned)
+    .collect())
+}
+
+/// A build and the untagged images it left behind.
+pub struct Built {
+    pub run: BuildRun,
+    pub new_dangling: usize,
+}
+
+fn build_once(label: &str, cmd: Command) -> Result<Built, String> {
+    let before = dangling_images()?;
+    let run = bake::run(label, cmd, BUILD_LIMIT)?;
+    let new_dangling = dangling_images()?.difference(&before).count();
+    Ok(Built { run, new_dangling })
+}
+
+/// A shared build's outcome; dependents get a one-line error naming it.
+fn outcome(result: &'static Result<Built, String>, what: &str) -> Result<&'static Built, String> {
+    result.as_ref().map_err(|e| {
+        format!(
+            "needs {what}, which failed: {}",
+            e.lines().next().unwrap_or("")
+        )
+    })
+}
+
+/// `make release` for both platforms (the arm64 images then run under emulation).
+pub fn release_result() -> &'static Result<Built, String> {
+    static CELL: OnceLock<Result<Built, String>> = OnceLock::new();
+    CELL.get_or_init(|| {
+        let mut cmd = make("release");
+        cmd.env("LOCAL_PLATFORMS", PLATFORMS.join(","));
+        build_once("make release", cmd)
+    })
+}
+
+pub fn release() -> Result<&'static Built, String> {
+    outcome(release_result(), "make release")
+}
+
+/// `make push` of both variants for both platforms to the registry.
+pub fn push_result() -> &'static Result<Built, String> {
+    static CELL: OnceLock<Result<Built, String>> = OnceLock::new();
+    CELL.get_or_init(|| {
+        let s = settings();
+        let mut cmd = make("push");
+        cmd.env("TAG", &s.push_tag).env("REGISTRY", &s.registry);
+        build_once("make push", cmd)
+    })
+}
+
+pub fn push() -> Result<&'static Built, String> {
+    outcome(push_result(), "make push")
+}
+
+/// One container per variant and platform, started on first use.
+static RUNNING: Mutex<BTreeMap<(Variant, &'static str), Container>> = Mutex::new(BTreeMap::new());
+
+pub fn with_running<T>(
+    v: Variant,
+    platform: &'static str,
+    f: impl FnOnce(&Container) -> Result<T, String>,
+) -> Result<T, String> {
+    release()?;
+    let mut running = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
+    let c = match running.entry((v, platform)) {
+        std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::btree_map::Entry::Vacant(e) => {
+            e.insert(Container::run(&v.local_ref(), platform, &[], &[])?)
+        }
+    };
+    f(c)
+}
+
+/// Takes the running container out of the shared set (to stop it).
+pub fn take_running(v: Variant, platform: &'static str) -> Result<Container, String> {
+    with_running(v, platform, |_| Ok(()))?;
+    let mut running = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
+    Ok(running.remove(&(v, platform)).expect("just started"))
+}
+
+pub fn stop_all() {
+    RUNNING.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    docker::remove_all();
+}
+
+pub fn host_platform() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    format!("linux/{arch}")
+}
+
+/// Emulated platforms are slower: give them more time.
+pub fn startup_limit(platform: &str) -> Duration {
+    if platform == host_platform() {
+        Duration::from_secs(30)
+    } else {
+        Duration::from_secs(90)
+    }
+}

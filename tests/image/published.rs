@@ -1,0 +1,109 @@
+//! `make push`: both variants as multi-platform indexes in the registry, each platform's
+//! manifest carrying the documented config, plus the attestation manifests.
+
+use libtest_mimic::Trial;
+
+use crate::docker::registry;
+use crate::expect;
+use crate::fixtures::{self, VARIANTS, Variant};
+use crate::release::no_new_dangling;
+use crate::report::{self, check};
+
+pub const ARCHES: [&str; 2] = ["amd64", "arm64"];
+
+pub fn checks() -> Vec<Trial> {
+    let mut all = vec![
+        check(
+            "push: make push (both variants, both platforms) to the registry",
+            || {
+                let built = fixtures::push_result().as_ref().map_err(Clone::clone)?;
+                Ok(format!(
+                    "{} s to {}",
+                    built.run.seconds,
+                    fixtures::settings().registry
+                ))
+            },
+        ),
+        check("push: no untagged image left behind", || {
+            no_new_dangling(fixtures::push()?.new_dangling)
+        }),
+    ];
+    for v in VARIANTS {
+        let name = v.name();
+        all.push(check(
+            format!("{name} pushed: index of linux/amd64 + linux/arm64 with attestations"),
+            move || index_check(v),
+        ));
+        for arch in ARCHES {
+            all.push(check(
+                format!("{name} pushed linux/{arch}: config (labels, env, user, entrypoint)"),
+                move || {
+                    let config = registry::config(&platform_ref(v, arch)?)?;
+                    if config.architecture != arch || config.os != "linux" {
+                        return Err(format!("config is {}/{}", config.os, config.architecture));
+                    }
+                    expect::config_ok(&config.config).map(|_| String::new())
+                },
+            ));
+            all.push(check(
+                format!("{name} pushed linux/{arch}: compressed size"),
+                move || compressed_size(v, arch),
+            ));
+        }
+    }
+    all
+}
+
+/// `repo@digest` of the variant's manifest for linux/`arch`.
+pub fn platform_ref(v: Variant, arch: &str) -> Result<String, String> {
+    fixtures::push()?;
+    let reference = v.pushed_ref();
+    let index = registry::index(&reference)?;
+    let m = index
+        .platform(arch)
+        .ok_or_else(|| format!("{reference} has no linux/{arch} manifest"))?;
+    let repo = reference
+        .rsplit_once(':')
+        .map_or(&reference[..], |(r, _)| r);
+    Ok(format!("{repo}@{}", m.digest))
+}
+
+fn index_check(v: Variant) -> Result<String, String> {
+    fixtures::push()?;
+    let index = registry::index(&v.pushed_ref())?;
+    let missing: Vec<&str> = ARCHES
+        .iter()
+        .copied()
+        .filter(|a| index.platform(a).is_none())
+        .collect();
+    let attestations = index.attestations().count();
+    if !missing.is_empty() {
+        return Err(format!("no manifest for {missing:?}"));
+    }
+    if attestations < ARCHES.len() {
+        return Err(format!(
+            "{attestations} attestation manifests, want one per platform"
+        ));
+    }
+    Ok(format!(
+        "{} manifests, {attestations} attestations",
+        index.manifests.len()
+    ))
+}
+
+fn compressed_size(v: Variant, arch: &str) -> Result<String, String> {
+    let manifest = registry::manifest(&platform_ref(v, arch)?)?;
+    let size = manifest.config.size + manifest.layers.iter().map(|l| l.size).sum::<u64>();
+    report::image_size(
+        &format!("{} linux/{arch} (compressed, registry)", v.name()),
+        size,
+    );
+    let figure = format!("{size} bytes ({} KiB)", size / 1024);
+    if v == Variant::Scratch && size > expect::SCRATCH_BUDGET_BYTES {
+        return Err(format!(
+            "{figure}: over the {} byte budget",
+            expect::SCRATCH_BUDGET_BYTES
+        ));
+    }
+    Ok(figure)
+}
