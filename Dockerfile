@@ -8,9 +8,12 @@ ARG CARGO_CHEF_VERSION=0.1.78
 
 # --- toolchain + cargo-chef, on the build platform ------------------------------------------
 FROM --platform=$BUILDPLATFORM ${RUST_IMAGE} AS chef
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ARG CARGO_CHEF_VERSION
 ENV CARGO_TERM_COLOR=never CARGO_INCREMENTAL=0
+# llvm-tools: llvm-objcopy splits the debug info out of the binary, for either architecture.
 RUN rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl \
+ && rustup component add llvm-tools \
  && cargo install cargo-chef --locked --version "${CARGO_CHEF_VERSION}" \
  && rm -rf "${CARGO_HOME}/registry" "${CARGO_HOME}/git"
 WORKDIR /src
@@ -22,6 +25,7 @@ RUN cargo chef prepare --recipe-path recipe.json
 
 # --- dependencies (cached layer keyed on the recipe), then the program ----------------------
 FROM chef AS builder
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ARG TARGETARCH
 RUN case "${TARGETARCH}" in \
       amd64) echo x86_64-unknown-linux-musl ;; \
@@ -34,9 +38,23 @@ COPY --from=planner /src/recipe.json recipe.json
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     cargo chef cook --release --locked --target "$(cat /triple)" --recipe-path recipe.json
 COPY . .
+# The line tables go to /debug/httpserver.debug (also as .build-id/xx/rest.debug, the layout
+# gdb and newer pprof look up); the shipped binary keeps its symbol table and a debuglink.
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     cargo build --release --locked --target "$(cat /triple)" \
- && cp "target/$(cat /triple)/release/httpserver" /httpserver
+ && objcopy="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/host: //p')/bin/llvm-objcopy" \
+ && bin="target/$(cat /triple)/release/httpserver" \
+ && mkdir -p /debug \
+ && "$objcopy" --only-keep-debug "$bin" /debug/httpserver.debug \
+ && "$objcopy" --strip-debug --add-gnu-debuglink=/debug/httpserver.debug "$bin" /httpserver \
+ && cp /httpserver /debug/httpserver \
+ && id="$(readelf -n /httpserver | sed -n 's/.*Build ID: //p')" \
+ && rest="${id#??}" && dir="/debug/.build-id/${id%"$rest"}" \
+ && mkdir -p "$dir" && cp /debug/httpserver.debug "$dir/$rest.debug"
+
+# --- the binary and its debug file, for symbolizing profiles (bake target debug-symbols) ---
+FROM scratch AS debug-symbols
+COPY --from=builder /debug/ /
 
 # --- runtime: nothing but the binary ---------------------------------------------------------
 FROM scratch AS runtime-scratch

@@ -44,12 +44,21 @@ deps: ## Install what this machine lacks for build and test (rustup targets, qem
 
 build: deps ## Static musl binaries: bin/amd64/httpserver and bin/arm64/httpserver
 	@$(MAKE) --no-print-directory $(BINS)
-	@ls -l $(BINS)
+	@ls -l $(BINS) $(BINS:=.debug)
 
-# Cargo decides what is stale; make always asks it.
+# The toolchain's llvm-objcopy (rustup component llvm-tools) handles both architectures.
+OBJCOPY ?= $(shell rustc --print sysroot)/lib/rustlib/$(shell rustc -vV | sed -n 's/host: //p')/bin/llvm-objcopy
+
+# Cargo decides what is stale; make always asks it. The DWARF line tables go to
+# bin/ARCH/httpserver.debug (also as .build-id/xx/rest.debug, where pprof looks them up by the
+# binary's build id); the binary keeps its symbol table and a debuglink to that file.
 bin/%/httpserver: FORCE
 	$(CARGO) build --release --locked --target $(TRIPLE_$*)
-	@install -D -m 0755 target/$(TRIPLE_$*)/release/httpserver $@
+	@mkdir -p $(@D)
+	$(OBJCOPY) --only-keep-debug target/$(TRIPLE_$*)/release/httpserver $@.debug
+	$(OBJCOPY) --strip-debug --add-gnu-debuglink=$@.debug target/$(TRIPLE_$*)/release/httpserver $@
+	@id=$$(readelf -n $@ | sed -n 's/.*Build ID: //p'); rm -rf $(@D)/.build-id; \
+	  mkdir -p $(@D)/.build-id/$${id:0:2} && ln -f $@.debug $(@D)/.build-id/$${id:0:2}/$${id:2}.debug
 
 FORCE:
 

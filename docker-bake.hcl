@@ -102,6 +102,16 @@ target "distroless" {
   contexts   = { binary = "target:scratch" }
 }
 
+// The binary and its split debug file per platform (bin/debug-symbols/linux_ARCH/), for
+// symbolizing profiles taken from the images: PPROF_BINARY_PATH=bin/debug-symbols/linux_amd64.
+target "debug-symbols" {
+  inherits  = ["_common"]
+  dockerfile = "Dockerfile"
+  target    = "debug-symbols"
+  platforms = csv(RELEASE_PLATFORMS)
+  output    = ["type=local,dest=bin/debug-symbols"]
+}
+
 group "default" {
   targets = ["image-local", "image-local-distroless"]
 }

@@ -14,7 +14,8 @@ SUDO=()
 apt_pkgs=()
 need() { for cmd_pkg in "$@"; do command -v "${cmd_pkg%%=*}" >/dev/null 2>&1 || apt_pkgs+=("${cmd_pkg#*=}"); done; }
 has build || has test || has e2e && need qemu-aarch64-static=qemu-user-static update-binfmts=binfmt-support curl=curl
-has test && need bwrap=bubblewrap
+# bwrap: the no-writable-filesystem test; go: `go tool pprof`, the real client profiles are read with.
+has test && need bwrap=bubblewrap go=golang-go
 has lint && need shellcheck=shellcheck
 # The private engine: its namespace's network (slirp4netns), port forwarding (socat), the
 # iptables dockerd runs inside that namespace; stand-in bases (debootstrap); registry reads.
@@ -34,7 +35,8 @@ if has build || has test; then
   for t in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
     grep -qx "$t" <<<"$installed" || rustup target add "$t"
   done
-  for c in clippy rustfmt; do rustup component list --installed | grep -q "^$c" || rustup component add "$c"; done
+  # llvm-tools: llvm-objcopy splits the debug info out of both architectures' binaries.
+  for c in clippy rustfmt llvm-tools; do rustup component list --installed | grep -q "^$c" || rustup component add "$c"; done
   # The arm64 test binary runs under qemu-user; make sure the handler is registered.
   if [[ "$(uname -m)" != aarch64 && ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]]; then
     [[ -e /proc/sys/fs/binfmt_misc/register ]] \

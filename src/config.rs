@@ -67,6 +67,18 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub max_profile_seconds: u64,
 
+    /// Largest trace capture (/debug/pprof/trace), in bytes of JSON; events beyond it are
+    /// counted as dropped.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024 * 1024, global = true,
+          value_parser = clap::value_parser!(u64).range(64 * 1024..=1024 * 1024 * 1024))]
+    pub max_trace_bytes: u64,
+
+    /// Heap profile sampling: on average one sampled allocation per this many bytes allocated,
+    /// like Go's runtime.MemProfileRate (0 turns heap profiling off).
+    #[arg(long, value_name = "BYTES", default_value_t = 512 * 1024, global = true,
+          value_parser = clap::value_parser!(u64).range(0..=1024 * 1024 * 1024))]
+    pub heap_sample_rate: u64,
+
     #[arg(short = 'v', long = "verbosity", value_name = "N", default_value_t = 0, global = true,
           help = VERBOSITY_HELP)]
     pub verbosity: u8,

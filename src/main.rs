@@ -1,16 +1,5 @@
 //! httpserver: health and readiness endpoints, pprof-compatible profiling, graceful shutdown.
 
-mod config;
-mod healthcheck;
-mod listener;
-mod profiling;
-mod responses;
-mod routes;
-mod server;
-mod shutdown;
-mod telemetry;
-mod trace_capture;
-
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -18,9 +7,17 @@ use std::sync::atomic::AtomicBool;
 use clap::Parser;
 use clap::error::ErrorKind;
 
-use config::{Cli, Command, DebugPlacement, Settings};
-use routes::{App, Endpoints};
-use server::{ConnLimits, Server};
+use httpserver::config::{self, Cli, Command, DebugPlacement, Settings};
+use httpserver::debug::trace_recorder::TraceRecorder;
+use httpserver::debug::{Debug, Limits};
+use httpserver::profiler::heap::Sampling;
+use httpserver::routes::{App, Endpoints};
+use httpserver::server::{ConnLimits, Server};
+use httpserver::{healthcheck, listener, profiler, shutdown, telemetry};
+
+/// The system allocator with Go-style heap sampling (see profiler::heap).
+#[global_allocator]
+static ALLOC: Sampling<std::alloc::System> = Sampling(std::alloc::System);
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -48,6 +45,7 @@ fn main() -> ExitCode {
 
 fn serve(settings: Settings) -> Result<ExitCode, String> {
     let recorder = telemetry::init(settings.verbosity, settings.log_format)?;
+    profiler::heap::set_rate(settings.heap_sample_rate as usize);
     let placement = settings.debug_placement();
     // Bind before starting the runtime so a bad address fails fast with the setting's name.
     let main_listener = listener::bind(settings.main_addr(), "--listen/--port/MY_SERVICE_PORT")?;
@@ -75,14 +73,20 @@ fn serve(settings: Settings) -> Result<ExitCode, String> {
 
 async fn run(
     settings: Settings,
-    recorder: trace_capture::TraceRecorder,
+    recorder: TraceRecorder,
     main_listener: std::net::TcpListener,
     debug_listener: Option<std::net::TcpListener>,
 ) -> Result<ExitCode, String> {
     let signals = shutdown::Signals::install()?;
     let app = Arc::new(App {
         ready: AtomicBool::new(true),
-        profiling: profiling::Profiling::new(settings.max_profile_seconds, recorder),
+        debug: Debug::new(
+            Limits {
+                max_seconds: settings.max_profile_seconds,
+                max_trace_bytes: settings.max_trace_bytes as usize,
+            },
+            recorder,
+        ),
     });
     let server = Server::new(
         app,
@@ -121,6 +125,8 @@ async fn run(
         max_header_bytes = settings.max_header_bytes,
         max_connections = settings.max_connections,
         max_profile_seconds = settings.max_profile_seconds,
+        max_trace_bytes = settings.max_trace_bytes,
+        heap_sample_rate = settings.heap_sample_rate,
         log_format = %settings.log_format,
         verbosity = settings.verbosity,
         "httpserver started"

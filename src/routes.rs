@@ -6,7 +6,7 @@ use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 
-use crate::profiling::Profiling;
+use crate::debug::Debug;
 use crate::responses::{self, Body};
 
 const OK_BODY: Bytes = Bytes::from_static(b"ok\n");
@@ -15,7 +15,7 @@ const OK_BODY: Bytes = Bytes::from_static(b"ok\n");
 pub struct App {
     /// False once shutdown has begun: /readyz answers 503 from then on.
     pub ready: AtomicBool,
-    pub profiling: Profiling,
+    pub debug: Debug,
 }
 
 /// Which endpoints a listener serves.
@@ -34,7 +34,7 @@ pub async fn route(app: &App, endpoints: Endpoints, req: Request<Incoming>) -> R
         Endpoints::Main { debug: true } | Endpoints::DebugOnly
     );
     if serves_debug && (path == "/debug/pprof" || path.starts_with("/debug/pprof/")) {
-        return app.profiling.handle(req).await;
+        return app.debug.handle(req).await;
     }
     if endpoints == Endpoints::DebugOnly {
         return responses::not_found();

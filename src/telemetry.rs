@@ -9,7 +9,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, fmt};
 
 use crate::config::LogFormat;
-use crate::trace_capture::TraceRecorder;
+use crate::debug::trace_recorder::TraceRecorder;
 
 /// glog's -v N onto tracing filter directives. Like glog's V-levels, -v raises this program's
 /// verbosity first: 0 → info; 1–2 → debug here (access log), info for libraries;

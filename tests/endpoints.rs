@@ -35,11 +35,12 @@ fn readyz_while_serving() {
 fn unknown_path_and_wrong_method() {
     let srv = Server::start(&[]);
     assert_eq!(get(srv.addr, "/nope").status, 404);
-    assert_eq!(get(srv.addr, "/debug/pprof/heap").status, 404);
+    assert_eq!(get(srv.addr, "/debug/pprof/nope").status, 404);
     for (method, path, allow) in [
         ("POST", "/healthz", "GET, HEAD"),
         ("DELETE", "/readyz", "GET, HEAD"),
-        ("POST", "/debug/pprof/profile", "GET"),
+        ("POST", "/debug/pprof/profile", "GET, HEAD"),
+        ("DELETE", "/debug/pprof/heap", "GET, HEAD"),
         ("PUT", "/debug/pprof/symbol", "GET, HEAD, POST"),
     ] {
         let r = request(srv.addr, method, path, b"");
@@ -62,7 +63,7 @@ fn pprof_index_lists_every_endpoint_with_a_command() {
         );
     }
     assert!(html.contains(&format!(
-        "go tool pprof -top 'http://{}/debug/pprof/profile",
+        "go tool pprof -top &#39;http://{}/debug/pprof/profile",
         srv.addr
     )));
     let r = get(srv.addr, "/debug/pprof");

@@ -143,7 +143,7 @@ fn runtime_address(pid: u32, needle: &str) -> (u64, String) {
 #[test]
 fn symbol_resolves_addresses_of_this_program() {
     let srv = Server::start(&[]);
-    let (addr, mangled) = runtime_address(srv.child.id(), "symbol_lookup");
+    let (addr, mangled) = runtime_address(srv.child.id(), "6symbol6lookup17h");
     let body = format!("{addr:#x}+0x0+{:#x}", addr + 1);
     let r = request(srv.addr, "POST", "/debug/pprof/symbol", body.as_bytes());
     assert_eq!(r.status, 200);
@@ -153,15 +153,21 @@ fn symbol_resolves_addresses_of_this_program() {
     let first = lines
         .next()
         .unwrap_or_else(|| panic!("nothing resolved for {mangled}: {text}"));
-    // With debuginfo (a debug build) the innermost inlined frame is named, as Go does.
-    assert!(
-        first.starts_with(&format!("{addr:#x} httpserver::profiling::symbol_lookup")),
+    // Named from the symbol table, demangled without the hash.
+    assert_eq!(
+        first,
+        format!("{addr:#x} httpserver::debug::symbol::lookup"),
         "{text}"
+    );
+    // The next address (inside the same function) resolves too; 0x0 does not.
+    assert_eq!(
+        lines.next(),
+        Some(format!("{:#x} httpserver::debug::symbol::lookup", addr + 1).as_str())
     );
     // Go's GET form: addresses in the query string.
     let r = get(srv.addr, &format!("/debug/pprof/symbol?{addr:#x}"));
     assert!(
-        r.text().contains("httpserver::profiling::symbol_lookup"),
+        r.text().contains("httpserver::debug::symbol::lookup"),
         "{}",
         r.text()
     );

@@ -40,11 +40,19 @@ impl Server {
     /// Starts the server with exactly `args` (no default port or address).
     pub fn start_exact(bin: PathBuf, args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(bin);
-        cmd.args(args)
-            .env_remove("RUST_LOG")
-            .env_remove("MY_SERVICE_PORT")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
+        cmd.args(args).envs(env.iter().copied());
+        Self::from_command(cmd)
+    }
+
+    /// Starts the server as `cmd` runs it (e.g. inside a sandbox); it must log its startup line.
+    pub fn from_command(mut cmd: Command) -> Server {
+        // The caller's environment must not leak in, but what the test set stays.
+        for key in ["RUST_LOG", "MY_SERVICE_PORT"] {
+            if !cmd.get_envs().any(|(k, _)| k == key) {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn httpserver");
@@ -272,30 +280,182 @@ pub fn run_to_end(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, 
     )
 }
 
-/// Sends requests from `threads` threads until `stop` is set; returns how many succeeded.
+/// Sends requests from `threads` threads until `stop` is set, a new connection for each
+/// (`Connection: close`); returns how many succeeded.
 pub fn load(
     addr: SocketAddr,
     threads: usize,
     stop: Arc<std::sync::atomic::AtomicBool>,
 ) -> std::thread::JoinHandle<u64> {
+    clients(addr, threads, stop, |addr, stop| {
+        let mut ok = 0u64;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
+            if get(addr, "/healthz").status == 200 {
+                ok += 1;
+            }
+        }
+        ok
+    })
+}
+
+/// `threads` clients running `each` until `stop` is set; the sum of what they return.
+fn clients(
+    addr: SocketAddr,
+    threads: usize,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    each: fn(SocketAddr, &std::sync::atomic::AtomicBool) -> u64,
+) -> std::thread::JoinHandle<u64> {
     std::thread::spawn(move || {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 let stop = stop.clone();
-                std::thread::spawn(move || {
-                    let mut ok = 0u64;
-                    let deadline = Instant::now() + Duration::from_secs(60);
-                    while !stop.load(std::sync::atomic::Ordering::Relaxed)
-                        && Instant::now() < deadline
-                    {
-                        if get(addr, "/healthz").status == 200 {
-                            ok += 1;
-                        }
-                    }
-                    ok
-                })
+                std::thread::spawn(move || each(addr, &stop))
             })
             .collect();
         workers.into_iter().map(|w| w.join().unwrap()).sum()
     })
+}
+
+/// The gzipped pprof protobuf of a `debug=0` answer, decoded; panics (fails the test) on
+/// anything else.
+pub fn decode(body: &[u8]) -> httpserver::profiler::pprof::Profile {
+    use prost::Message;
+    let mut raw = Vec::new();
+    flate2::read::GzDecoder::new(body)
+        .read_to_end(&mut raw)
+        .expect("a gzip body");
+    httpserver::profiler::pprof::Profile::decode(&raw[..]).expect("a pprof protobuf")
+}
+
+/// Has `go tool pprof` (a real pprof client: Debian's golang-go) read the gzipped profile
+/// `body`; fails the test when it cannot. Returns its `-raw` output.
+pub fn pprof_reads(body: &[u8], name: &str) -> String {
+    // Reading is the check: no local symbolization (it would open the debug test binary).
+    go_pprof(body, name, &["-symbolize=none", "-raw"], &[])
+}
+
+/// Runs `go tool pprof ARGS FILE` on `body` saved to a scratch file, with extra environment.
+pub fn go_pprof(body: &[u8], name: &str, args: &[&str], env: &[(&str, &str)]) -> String {
+    run_pprof(
+        Command::new("go").args(["tool", "pprof"]),
+        body,
+        name,
+        args,
+        env,
+    )
+}
+
+/// Google's standalone pprof, which symbolizes native binaries with addr2line (Go's `go tool
+/// pprof` does only Go binaries). Built once, offline, from the google/pprof sources that
+/// Debian's Go ships in GOROOT/src/cmd/vendor.
+pub fn google_pprof(body: &[u8], name: &str, args: &[&str], env: &[(&str, &str)]) -> String {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let bin = BUILT.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("google-pprof");
+        let bin = dir.join("pprof");
+        if bin.exists() {
+            return bin;
+        }
+        let goroot = Command::new("go").args(["env", "GOROOT"]).output().expect("go env");
+        let vendor = PathBuf::from(String::from_utf8_lossy(&goroot.stdout).trim())
+            .join("src/cmd/vendor/github.com");
+        let src = dir.join("src");
+        std::fs::create_dir_all(src.join("github.com")).unwrap();
+        std::fs::create_dir_all(src.join("pprofmain")).unwrap();
+        for pkg in ["google", "ianlancetaylor"] {
+            let _ = std::os::unix::fs::symlink(vendor.join(pkg), src.join("github.com").join(pkg));
+        }
+        std::fs::write(
+            src.join("pprofmain/main.go"),
+            "package main\n\nimport \"github.com/google/pprof/driver\"\n\nfunc main() {\n\tif err := driver.PProf(&driver.Options{}); err != nil {\n\t\tpanic(err)\n\t}\n}\n",
+        )
+        .unwrap();
+        let status = Command::new("go")
+            .args(["build", "-o"])
+            .arg(&bin)
+            .arg("pprofmain")
+            .current_dir(&dir)
+            .env("GOPATH", &dir)
+            .env("GO111MODULE", "off")
+            .status()
+            .expect("go build");
+        assert!(status.success(), "building Google's pprof from GOROOT's vendored sources");
+        bin
+    });
+    run_pprof(&mut Command::new(bin), body, name, args, env)
+}
+
+fn run_pprof(
+    cmd: &mut Command,
+    body: &[u8],
+    name: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> String {
+    let dir = std::env::temp_dir().join(format!("httpserver-pprof-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{name}-{}.pb.gz", body.len()));
+    std::fs::write(&file, body).unwrap();
+    let out = cmd
+        .args(args)
+        .arg(&file)
+        .envs(env.iter().copied())
+        // Symbolization against a URL or a missing binary must never reach the network.
+        .env("PPROF_TMPDIR", &dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run `go tool pprof` (install golang-go: make deps)");
+    let _ = std::fs::remove_file(&file);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "go tool pprof {args:?} could not read the {name} profile: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+/// Like `load`, but each thread keeps one connection open and sends requests on it one after
+/// another (HTTP/1.1 keep-alive): the most requests per second a client can send.
+pub fn load_keepalive(
+    addr: SocketAddr,
+    threads: usize,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<u64> {
+    clients(addr, threads, stop, |addr, stop| {
+        keepalive_requests(addr, stop).unwrap_or(0)
+    })
+}
+
+fn keepalive_requests(
+    addr: SocketAddr,
+    stop: &std::sync::atomic::AtomicBool,
+) -> std::io::Result<u64> {
+    let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    let mut writer = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut ok = 0;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
+        writer.write_all(b"GET /healthz HTTP/1.1\r\nHost: load\r\n\r\n")?;
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 {
+                return Ok(ok);
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body)?;
+        ok += 1;
+    }
+    Ok(ok)
 }

@@ -147,20 +147,57 @@ pub fn push() -> Result<&'static Built, String> {
     outcome(push_result(), "make push")
 }
 
-/// One container per variant and platform, started on first use.
-static RUNNING: Mutex<BTreeMap<(Variant, &'static str), Container>> = Mutex::new(BTreeMap::new());
+/// How a shared container runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Mode {
+    /// As `docker run IMAGE` starts it.
+    Default,
+    /// `--read-only --user 12345:12345`: no writable path, an arbitrary uid, and heap sampling
+    /// often enough that a short load gives samples.
+    Locked,
+}
+
+impl Mode {
+    fn args(self) -> (&'static [&'static str], &'static [&'static str]) {
+        match self {
+            Mode::Default => (&[], &[]),
+            Mode::Locked => (
+                &["--read-only", "--user", "12345:12345"],
+                &["--heap-sample-rate", "65536"],
+            ),
+        }
+    }
+}
+
+type Key = (Variant, &'static str, Mode);
+
+/// One container per variant, platform and mode, started on first use.
+static RUNNING: Mutex<BTreeMap<Key, Container>> = Mutex::new(BTreeMap::new());
 
 pub fn with_running<T>(
     v: Variant,
     platform: &'static str,
     f: impl FnOnce(&Container) -> Result<T, String>,
 ) -> Result<T, String> {
+    with_container((v, platform, Mode::Default), f)
+}
+
+pub fn with_container<T>(
+    key: Key,
+    f: impl FnOnce(&Container) -> Result<T, String>,
+) -> Result<T, String> {
     release()?;
     let mut running = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
-    let c = match running.entry((v, platform)) {
+    let c = match running.entry(key) {
         std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
         std::collections::btree_map::Entry::Vacant(e) => {
-            e.insert(Container::run(&v.local_ref(), platform, &[], &[])?)
+            let (v, platform, mode) = key;
+            let (args, cmd) = mode.args();
+            let c = Container::run(&v.local_ref(), platform, args, cmd)?;
+            if mode != Mode::Default {
+                c.wait_healthy_http(startup_limit(platform))?;
+            }
+            e.insert(c)
         }
     };
     f(c)
@@ -170,7 +207,9 @@ pub fn with_running<T>(
 pub fn take_running(v: Variant, platform: &'static str) -> Result<Container, String> {
     with_running(v, platform, |_| Ok(()))?;
     let mut running = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
-    Ok(running.remove(&(v, platform)).expect("just started"))
+    Ok(running
+        .remove(&(v, platform, Mode::Default))
+        .expect("just started"))
 }
 
 pub fn stop_all() {

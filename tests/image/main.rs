@@ -11,6 +11,7 @@
 mod common;
 
 mod bake;
+mod debug;
 mod docker;
 mod expect;
 mod fixtures;
@@ -25,6 +26,7 @@ fn main() -> std::process::ExitCode {
     let t0 = std::time::Instant::now();
     let mut trials = release::checks();
     trials.extend(running::checks());
+    trials.extend(debug::checks());
     trials.extend(published::checks());
     trials.extend(rebuild::checks());
     report::reset();

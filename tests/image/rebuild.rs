@@ -25,7 +25,7 @@ pub fn checks() -> Vec<Trial> {
 }
 
 /// `docker buildx bake TARGET` on this repository with `--set` overrides.
-fn bake_cmd(target: &str, sets: &[String]) -> Command {
+pub fn bake_cmd(target: &str, sets: &[String]) -> Command {
     let s = fixtures::settings();
     let mut cmd = Command::new("docker");
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"))

@@ -1,0 +1,73 @@
+//! `/debug/pprof/cmdline` (argv, NUL-separated, as Go's) and `/debug/pprof/threadcreate` (the
+//! process's OS threads: Go counts threads created with their creation stacks; Rust keeps no
+//! creation stacks, so this lists the live threads by name, read from /proc/self/task).
+
+use hyper::{Response, StatusCode};
+
+use super::params;
+use crate::profiler::pprof::Builder;
+use crate::responses::{self, Body};
+
+pub fn cmdline() -> Response<Body> {
+    let args: Vec<String> = std::env::args().collect();
+    responses::text(StatusCode::OK, args.join("\0"))
+}
+
+/// One OS thread of this process.
+pub struct Thread {
+    pub tid: u32,
+    pub name: String,
+    /// The kernel's state letter (R running, S sleeping, ...).
+    pub state: char,
+}
+
+pub fn threads() -> Vec<Thread> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    let mut all: Vec<Thread> = dir
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let tid = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            // `pid (comm) S ...`: the name may hold spaces and parentheses.
+            let open = stat.find('(')?;
+            let close = stat.rfind(')')?;
+            Some(Thread {
+                tid,
+                name: stat[open + 1..close].to_owned(),
+                state: stat[close + 1..].trim_start().chars().next()?,
+            })
+        })
+        .collect();
+    all.sort_by_key(|t| t.tid);
+    all
+}
+
+pub async fn threadcreate(query: &str) -> Response<Body> {
+    let level = match params::debug(query, 1) {
+        Ok(n) => n,
+        Err(m) => return params::bad_request(&m),
+    };
+    let threads = threads();
+    if level > 0 {
+        let mut out = format!("threadcreate profile: total {}\n", threads.len());
+        for t in &threads {
+            out.push_str(&format!(
+                "1 @ thread {} {:?} state {}\n",
+                t.tid, t.name, t.state
+            ));
+        }
+        return responses::text(StatusCode::OK, out);
+    }
+    // One sample per thread, under a one-frame stack named after the thread.
+    let mut b = Builder::new(&[("threadcreate", "count")], ("threadcreate", "count", 1));
+    for t in &threads {
+        b.named_sample(
+            &format!("thread {}", t.name),
+            1,
+            &[("tid", &t.tid.to_string())],
+        );
+    }
+    params::protobuf("threadcreate", b.build().to_gzip())
+}
