@@ -5,16 +5,20 @@
 ARG RUST_VERSION=1.95.0
 ARG RUST_IMAGE=docker.io/library/rust:${RUST_VERSION}-slim-bookworm
 ARG CARGO_CHEF_VERSION=0.1.78
+ARG CARGO_AUDITABLE_VERSION=0.7.7
 
 # --- toolchain + cargo-chef, on the build platform ------------------------------------------
 FROM --platform=$BUILDPLATFORM ${RUST_IMAGE} AS chef
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ARG CARGO_CHEF_VERSION
+ARG CARGO_AUDITABLE_VERSION
 ENV CARGO_TERM_COLOR=never CARGO_INCREMENTAL=0
 # llvm-tools: llvm-objcopy splits the debug info out of the binary, for either architecture.
+# cargo-auditable embeds the dependency list (.dep-v0) that SBOM scanners read.
 RUN rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl \
  && rustup component add llvm-tools \
  && cargo install cargo-chef --locked --version "${CARGO_CHEF_VERSION}" \
+ && cargo install cargo-auditable --locked --version "${CARGO_AUDITABLE_VERSION}" \
  && rm -rf "${CARGO_HOME}/registry" "${CARGO_HOME}/git"
 WORKDIR /src
 
@@ -38,15 +42,19 @@ COPY --from=planner /src/recipe.json recipe.json
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     cargo chef cook --release --locked --target "$(cat /triple)" --recipe-path recipe.json
 COPY . .
+# cargo auditable wraps only this crate's compilation: the cooked dependencies are reused.
 # The line tables go to /debug/httpserver.debug (also as .build-id/xx/rest.debug, the layout
 # gdb and newer pprof look up); the shipped binary keeps its symbol table and a debuglink.
+# Its mtime is the commit's, so the layers it lands in are the same from one build to the next.
+ARG SOURCE_DATE_EPOCH=0
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
-    cargo build --release --locked --target "$(cat /triple)" \
+    cargo auditable build --release --locked --target "$(cat /triple)" \
  && objcopy="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/host: //p')/bin/llvm-objcopy" \
  && bin="target/$(cat /triple)/release/httpserver" \
  && mkdir -p /debug \
  && "$objcopy" --only-keep-debug "$bin" /debug/httpserver.debug \
  && "$objcopy" --strip-debug --add-gnu-debuglink=/debug/httpserver.debug "$bin" /httpserver \
+ && touch -d "@${SOURCE_DATE_EPOCH}" /httpserver \
  && cp /httpserver /debug/httpserver \
  && id="$(readelf -n /httpserver | sed -n 's/.*Build ID: //p')" \
  && rest="${id#??}" && dir="/debug/.build-id/${id%"$rest"}" \

@@ -10,6 +10,7 @@ variable "REVISION" { default = "unknown" }
 variable "SOURCE" { default = "https://github.com/httpserver/httpserver" }
 variable "RUST_VERSION" { default = "1.95.0" }
 variable "CARGO_CHEF_VERSION" { default = "0.1.78" }
+variable "CARGO_AUDITABLE_VERSION" { default = "0.7.7" }
 // Base images; the e2e harness points these at local stand-ins where the public ones are unreachable.
 variable "RUST_IMAGE" { default = "docker.io/library/rust:${RUST_VERSION}-slim-bookworm" }
 variable "DISTROLESS_IMAGE" { default = "gcr.io/distroless/static-debian13:nonroot" }
@@ -18,8 +19,16 @@ variable "SOURCE_DATE_EPOCH" { default = "0" }
 // Platforms of the host-platform targets (the e2e adds linux/arm64 to run it under emulation).
 variable "LOCAL_PLATFORMS" { default = "" }
 variable "RELEASE_PLATFORMS" { default = "linux/amd64,linux/arm64" }
-// SBOM needs BuildKit's scanner image (docker/buildkit-syft-scanner) from Docker Hub.
+// Attestations of the release targets: SLSA provenance (mode=max) and an SPDX SBOM made by
+// SBOM_GENERATOR, an image following BuildKit's SBOM generator protocol ("" is BuildKit's
+// default, docker/buildkit-syft-scanner; make engine points it at a local stand-in where
+// Docker Hub is out of reach).
 variable "SBOM" { default = true }
+variable "SBOM_GENERATOR" { default = "" }
+variable "PROVENANCE" { default = true }
+// Clamp layer file times to SOURCE_DATE_EPOCH on pushes (a docker-container builder; the
+// docker driver refuses it, and the Makefile turns it off there).
+variable "REWRITE_TIMESTAMP" { default = true }
 // Stages rebuilt even when cached (comma-separated): the reproducibility check rebuilds
 // every stage that compiles or assembles the program, from source.
 variable "NO_CACHE_FILTER" { default = "" }
@@ -51,6 +60,7 @@ target "_common" {
     RUST_VERSION       = RUST_VERSION
     RUST_IMAGE         = RUST_IMAGE
     CARGO_CHEF_VERSION = CARGO_CHEF_VERSION
+    CARGO_AUDITABLE_VERSION = CARGO_AUDITABLE_VERSION
     DISTROLESS_IMAGE   = DISTROLESS_IMAGE
     VERSION            = VERSION
     REVISION           = REVISION
@@ -64,9 +74,10 @@ target "_common" {
 target "_release" {
   inherits  = ["_common"]
   platforms = csv(RELEASE_PLATFORMS)
+  output    = [REWRITE_TIMESTAMP ? "type=image,rewrite-timestamp=true" : "type=image"]
   attest = concat(
-    ["type=provenance,mode=max"],
-    SBOM ? ["type=sbom"] : [],
+    PROVENANCE ? ["type=provenance,mode=max"] : [],
+    SBOM ? [SBOM_GENERATOR == "" ? "type=sbom" : "type=sbom,generator=${SBOM_GENERATOR}"] : [],
   )
 }
 

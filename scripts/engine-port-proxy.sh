@@ -24,10 +24,7 @@ trap 'kill "$child" 2>/dev/null; wait "$child"; exit 0' TERM INT
 # Ready once the listening socket exists in the host's namespace (bounded: 5 s).
 for _ in $(seq 1 50); do
   if nsenter --net="$host_ns" ss -Hltn "sport = :$host_port" | grep -q .; then
-    ready 0
-    exec 3>&-
-    wait "$child"
-    exit 0
+    ready 0 && exec 3>&- && wait "$child" && exit 0
   fi
   kill -0 "$child" 2>/dev/null || break
   sleep 0.1

@@ -25,16 +25,11 @@ log() { printf '[engine %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 # 0 once process $2 has ended, 1 if it still runs after $1 seconds.
-wait_up_to() {
-  local i
-  for ((i = 0; i < $1 * 5; i++)); do kill -0 "$2" 2>/dev/null || return 0; sleep 0.2; done
-  return 1
-}
+wait_up_to() { local i; for ((i = 0; i < $1 * 5; i++)); do kill -0 "$2" 2>/dev/null || return 0; sleep 0.2; done; return 1; }
 # Runs a long command, printing a line every 20 s so nobody wonders whether it hangs.
 with_progress() { # label command...
   local label=$1 t0=$SECONDS pid rc=0
-  shift
-  "$@" &
+  "${@:2}" &
   pid=$!
   while ! wait_up_to 20 "$pid"; do log "$label: still running ($((SECONDS - t0)) s)"; done
   wait "$pid" || rc=$?
@@ -43,32 +38,27 @@ with_progress() { # label command...
 }
 # Polls (bounded) until a command succeeds.
 until_ok() { # seconds what command...
-  local limit=$1 what=$2 i
-  shift 2
-  for ((i = 0; i < limit * 4; i++)); do "$@" >/dev/null 2>&1 && return 0; sleep 0.25; done
-  die "$what did not come up within $limit s (logs: $RUN)"
+  local i
+  for ((i = 0; i < $1 * 4; i++)); do "${@:3}" >/dev/null 2>&1 && return 0; sleep 0.25; done
+  die "$2 did not come up within $1 s (logs: $RUN)"
 }
 
 # Starts a command in its own session; its log and PID go to $RUN. It inherits neither the
 # lock (fd 9) nor the caller's stdout (fd 8).
 start() { # name command...
-  local name=$1
-  shift
-  setsid "$@" >"$RUN/$name.log" 2>&1 </dev/null 8>&- 9>&- &
-  echo "$!" >"$RUN/$name.pid"
-  echo "$name" >>"$RUN/started"
+  setsid "${@:2}" >"$RUN/$1.log" 2>&1 </dev/null 8>&- 9>&- &
+  echo "$!" >"$RUN/$1.pid" && echo "$1" >>"$RUN/started"
 }
 pid_of() { cat "$RUN/$1.pid" 2>/dev/null || true; }
 alive() { local p; p=$(pid_of "$1"); [[ -n "$p" ]] && kill -0 "$p" 2>/dev/null; }
 in_engine_ns() { nsenter --net="/proc/$(pid_of netns)/ns/net" --mount="/proc/$(pid_of netns)/ns/mnt" "$@"; }
 own_netns() { [[ "$(readlink "/proc/$1/ns/net")" != "$(readlink /proc/$$/ns/net)" ]]; }
 
-debian_mirror() {
-  local uri
-  uri=$(grep -hsE '^(URIs:|deb )' /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list \
-        | grep -v security | grep -oE 'https?://[^ ]+/debian/?' | head -1)
-  echo "${uri:-http://deb.debian.org/debian}"
-}
+debian_mirror() ( # the first non-security Debian URI in the machine's apt sources
+  set +o pipefail # a missing sources file, or head closing the pipe early, is no failure
+  grep -hsE '^(URIs:|deb )' /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list \
+    | grep -v security | grep -oE 'https?://[^ ]+/debian/?' | head -1 | grep . || echo http://deb.debian.org/debian
+)
 
 # The engine's packages from trixie (runc from the machine's own release: trixie's needs a
 # newer glibc), downloaded with a private apt state and unpacked into $ROOT; links the client
@@ -101,16 +91,14 @@ start_private_engine() {
   in_engine_ns ip link set lo up
   start slirp4netns slirp4netns --configure --mtu=65520 --disable-host-loopback "$(pid_of netns)" tap0
   until_ok 10 "slirp4netns" in_engine_ns ip route get 1.1.1.1
-  mkdir -p "$STATE/docker"
-  printf '{"hosts": ["unix://%s"], "data-root": "%s", "exec-root": "%s", "log-level": "warn",
+  mkdir -p "$STATE/docker" && printf '{"hosts": ["unix://%s"], "data-root": "%s", "exec-root": "%s", "log-level": "warn",
  "features": {"containerd-snapshotter": true}, "userland-proxy-path": "%s"}\n' \
     "$RUN/docker.sock" "$STATE/docker" "$EXEC_ROOT" "$here/engine-port-proxy.sh" >"$RUN/daemon.json"
   log "starting a private dockerd in its own network namespace ($RUN/docker.sock)"
   start dockerd env PATH="$ROOT/usr/bin:$ROOT/usr/sbin:$PATH" ENGINE_HOST_NETNS="/proc/$(pid_of slirp4netns)/ns/net" \
     nsenter --net="/proc/$(pid_of netns)/ns/net" --mount="/proc/$(pid_of netns)/ns/mnt" \
     "$ROOT/usr/sbin/dockerd" --config-file "$RUN/daemon.json"
-  export DOCKER_HOST="unix://$RUN/docker.sock" DOCKER_CONFIG="$STATE/docker-config"
-  until_ok 60 "dockerd" docker info
+  until_ok 60 "dockerd" env DOCKER_HOST="unix://$RUN/docker.sock" docker info
 }
 
 # Debian's docker-registry (distribution 2.8) on 127.0.0.1. With the private engine it runs in
@@ -133,18 +121,15 @@ start_registry() {
 # QEMU for linux/arm64 containers (Debian's qemu-user-static registers it with the F flag).
 ensure_binfmt() {
   [[ "$(uname -m)" == aarch64 || -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]] && return
-  if [[ ! -e /proc/sys/fs/binfmt_misc/register ]]; then
-    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc && echo binfmt-mount >>"$RUN/host-changes"
-  fi
+  [[ -e /proc/sys/fs/binfmt_misc/register ]] \
+    || { mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc && echo binfmt-mount >>"$RUN/host-changes"; }
   update-binfmts --enable qemu-aarch64 || die "cannot register qemu-aarch64 (install qemu-user-static)"
   echo binfmt-qemu-aarch64 >>"$RUN/host-changes"
 }
 
 host_state() {
-  iptables -S; iptables -t nat -S
-  ip -br link | awk '{print $1}'
-  sysctl net.ipv4.ip_forward net.ipv6.conf.all.forwarding
-  find /etc/systemd/system -path '*.wants/*' | sort
+  iptables -S; iptables -t nat -S; ip -br link | awk '{print $1}'
+  sysctl net.ipv4.ip_forward net.ipv6.conf.all.forwarding; find /etc/systemd/system -path '*.wants/*' | sort
 }
 
 reachable() { timeout 30 docker buildx imagetools inspect "$1" >/dev/null 2>&1; }
@@ -180,8 +165,7 @@ up() {
     # shellcheck source=scripts/standins.sh
     source "$here/standins.sh"
     ensure_standins "localhost:$REGISTRY_PORT" "$(rust_version)"
-    # BuildKit's SBOM scanner image lives on Docker Hub too: no SBOM attestation here.
-    exports+=("RUST_IMAGE=$RUST_IMAGE" "DISTROLESS_IMAGE=$DISTROLESS_IMAGE" "SBOM=false")
+    exports+=("RUST_IMAGE=$RUST_IMAGE" "DISTROLESS_IMAGE=$DISTROLESS_IMAGE" "SBOM_GENERATOR=$SBOM_GENERATOR")
   fi
   printf 'export %s\n' "${exports[@]}" | tee "$RUN/env.sh" >&8
   log "ready: eval \"\$(make -s engine)\" in your shell; make engine-stop stops it"
@@ -191,8 +175,7 @@ down() {
   [[ -d "$RUN" ]] || { log "nothing to stop"; return; }
   local name pid change
   for name in $(tac "$RUN/started" 2>/dev/null); do
-    pid=$(pid_of "$name")
-    [[ -n "$pid" ]] || continue
+    pid=$(pid_of "$name"); [[ -n "$pid" ]] || continue
     log "stopping $name (pid $pid)"
     kill -TERM "$pid" 2>/dev/null && ! wait_up_to 30 "$pid" && log "$name ignored SIGTERM for 30 s: killing it"
     kill -KILL -- "-$pid" 2>/dev/null || true # and whatever it left in its session
@@ -213,8 +196,7 @@ down() {
 }
 
 case ${1:-} in
-  up) up ;;
-  down) down ;;
+  up | down) "$1" ;;
   purge) down; rm -rf "$STATE"; log "deleted $STATE" ;;
   tools) fetch_packages >&2; printf 'export %s\n' "DOCKER_CONFIG=$STATE/docker-config" "PATH=$STATE/bin:\$PATH" ;;
   host-state) host_state ;;

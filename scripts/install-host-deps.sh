@@ -37,6 +37,8 @@ if has build || has test; then
   done
   # llvm-tools: llvm-objcopy splits the debug info out of both architectures' binaries.
   for c in clippy rustfmt llvm-tools; do rustup component list --installed | grep -q "^$c" || rustup component add "$c"; done
+  # cargo-auditable embeds the dependency list in the binaries (the Dockerfile pins the same).
+  command -v cargo-auditable >/dev/null 2>&1 || cargo install --locked --quiet cargo-auditable --version 0.7.7
   # The arm64 test binary runs under qemu-user; make sure the handler is registered.
   if [[ "$(uname -m)" != aarch64 && ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]]; then
     [[ -e /proc/sys/fs/binfmt_misc/register ]] \

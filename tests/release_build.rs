@@ -343,3 +343,97 @@ fn listing(dir: &Path) -> Vec<String> {
     all.sort();
     all
 }
+
+/// The dependency list cargo-auditable embedded (`.dep-v0`) in each release binary, against
+/// the crates the build compiled into it (cargo's own compiler-artifact messages, which
+/// `make build` keeps in bin/ARCH/build-messages.jsonl). Every compiled crate must be listed.
+/// The list may also name a few optional dependencies that were not built: cargo-auditable
+/// reads them from `cargo metadata`, which reports optional dependencies of a package whether
+/// or not their feature is on (rust-lang/cargo#10718, rust-secure-code/cargo-auditable#38);
+/// each such extra must be one that the lock file declares for a compiled crate.
+#[test]
+#[ignore = "needs `make build`"]
+fn embedded_dependency_lists_name_every_compiled_crate() {
+    use std::collections::BTreeSet;
+    let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.lock")).unwrap();
+    for (arch, triple) in [
+        ("amd64", "x86_64-unknown-linux-musl"),
+        ("arm64", "aarch64-unknown-linux-musl"),
+    ] {
+        let info = auditable_info::audit_info_from_file(&binary(arch), Default::default())
+            .unwrap_or_else(|e| panic!("{arch}: no audit data: {e}"));
+        let embedded: BTreeSet<String> = info
+            .packages
+            .iter()
+            .filter(|p| p.kind == auditable_serde::DependencyKind::Runtime)
+            .map(|p| format!("{}@{}", p.name, p.version))
+            .collect();
+        let compiled = compiled_crates(
+            &static_dir().join(arch).join("build-messages.jsonl"),
+            triple,
+        );
+        assert!(
+            compiled.len() > 50,
+            "{arch}: only {} compiled crates found",
+            compiled.len()
+        );
+        let missing: Vec<_> = compiled.difference(&embedded).collect();
+        assert!(
+            missing.is_empty(),
+            "{arch}: compiled but not listed: {missing:?}"
+        );
+        let extras: Vec<_> = embedded.difference(&compiled).collect();
+        for extra in &extras {
+            let name = extra.split('@').next().unwrap();
+            assert!(
+                lock.contains(&format!(" \"{name}\",\n")) || lock.contains(&format!(" \"{name} ")),
+                "{arch}: {extra} is listed but neither compiled nor a locked dependency"
+            );
+        }
+        eprintln!(
+            "{arch}: {} crates compiled, all listed; {} listed but not built: {extras:?}",
+            compiled.len(),
+            extras.len()
+        );
+    }
+}
+
+/// `name@version` of every library the build compiled for `triple` (not build scripts, not
+/// proc-macros, which run on the build host).
+fn compiled_crates(messages: &Path, triple: &str) -> std::collections::BTreeSet<String> {
+    let text = std::fs::read_to_string(messages).unwrap_or_else(|e| panic!("{messages:?}: {e}"));
+    let mut out = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        let m: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+        if m["reason"] != "compiler-artifact" {
+            continue;
+        }
+        let kinds: Vec<&str> = m["target"]["kind"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|k| k.as_str())
+            .collect();
+        let for_target = m["filenames"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f.as_str())
+            .any(|f| f.contains(&format!("/{triple}/")));
+        if kinds.contains(&"custom-build") || kinds.contains(&"proc-macro") || !for_target {
+            continue;
+        }
+        // "registry+…#name@1.2.3", or "path+file:///…/name#1.2.3" for a path package.
+        let id = m["package_id"].as_str().unwrap_or("");
+        let (url, fragment) = id.rsplit_once('#').unwrap_or(("", id));
+        let (name, version) = match fragment.split_once('@') {
+            Some((n, v)) => (n.to_owned(), v.to_owned()),
+            None => (
+                url.rsplit('/').next().unwrap_or("").to_owned(),
+                fragment.to_owned(),
+            ),
+        };
+        out.insert(format!("{name}@{version}"));
+    }
+    out
+}

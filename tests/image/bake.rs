@@ -72,9 +72,18 @@ pub fn run(label: &str, mut cmd: Command, limit: Duration) -> Result<BuildRun, S
         "--progress=rawjson --metadata-file={}",
         metadata_file.display()
     );
-    // Through make, BAKE_FLAGS carries the flags; a direct bake takes them as arguments.
+    // Through make, BAKE_FLAGS carries the flags (after any the caller set); a direct bake
+    // takes them as arguments.
     if cmd.get_program() == "make" {
-        cmd.env("BAKE_FLAGS", &flags);
+        let before = cmd
+            .get_envs()
+            .find(|(k, _)| *k == "BAKE_FLAGS")
+            .and_then(|(_, v)| v)
+            .map(|v| v.to_string_lossy().into_owned());
+        cmd.env(
+            "BAKE_FLAGS",
+            before.map_or(flags.clone(), |b| format!("{b} {flags}")),
+        );
     } else {
         cmd.args(flags.split(' '));
     }

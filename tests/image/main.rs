@@ -20,15 +20,27 @@ mod rebuild;
 mod release;
 mod report;
 mod running;
+mod verifiable;
+mod verify;
 
 fn main() -> std::process::ExitCode {
     let args = libtest_mimic::Arguments::from_args();
     let t0 = std::time::Instant::now();
-    let mut trials = release::checks();
-    trials.extend(running::checks());
-    trials.extend(debug::checks());
-    trials.extend(published::checks());
-    trials.extend(rebuild::checks());
+    // `make verify IMAGE=ref`: only the verification of that image.
+    let trials = match verify::Target::from_env() {
+        Some(target) => verify::checks(&format!("verify {}", target.reference), move || {
+            Ok(target.clone())
+        }),
+        None => {
+            let mut all = release::checks();
+            all.extend(running::checks());
+            all.extend(debug::checks());
+            all.extend(published::checks());
+            all.extend(verifiable::checks());
+            all.extend(rebuild::checks());
+            all
+        }
+    };
     report::reset();
     let conclusion = libtest_mimic::run(&args, trials);
     fixtures::stop_all();

@@ -1,7 +1,7 @@
-//! Rebuilds: a one-file source change reuses the cached dependency layer (cargo chef cook),
-//! and rebuilding the same commit from source gives the same image digest.
+//! Rebuilds: a one-file source change reuses the cached dependency layer (cargo chef cook).
+//! (Rebuilding the same commit from source is checked in verifiable.rs.)
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use libtest_mimic::Trial;
@@ -12,16 +12,10 @@ use crate::fixtures::{self, BUILD_LIMIT};
 use crate::report::check;
 
 pub fn checks() -> Vec<Trial> {
-    vec![
-        check(
-            "cache: a one-file source change reuses the cook layer",
-            cache_reuse,
-        ),
-        check(
-            "reproducible: two linux/amd64 rebuilds from source, same digest",
-            reproducible,
-        ),
-    ]
+    vec![check(
+        "cache: a one-file source change reuses the cook layer",
+        cache_reuse,
+    )]
 }
 
 /// `docker buildx bake TARGET` on this repository with `--set` overrides.
@@ -105,59 +99,4 @@ fn cached_state(run: &BuildRun, needle: &str) -> Result<bool, String> {
         return Err(format!("no build step matching {needle:?}"));
     }
     Ok(steps.iter().all(|s| s.cached))
-}
-
-/// The digest of the linux/`arch` image manifest in an OCI layout (through its image index
-/// when attestations are attached: provenance records build times, the image does not).
-fn layout_manifest(dir: &Path, arch: &str) -> Result<String, String> {
-    let read = |p: PathBuf| -> Result<docker::registry::Index, String> {
-        docker::json(&std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?)
-    };
-    let top = read(dir.join("index.json"))?;
-    let first = top.manifests.first().ok_or("empty OCI layout")?;
-    if first.platform.is_some() {
-        return Ok(first.digest.clone());
-    }
-    let blob = dir
-        .join("blobs/sha256")
-        .join(first.digest.trim_start_matches("sha256:"));
-    let index = read(blob)?;
-    index
-        .platform(arch)
-        .map(|m| m.digest.clone())
-        .ok_or_else(|| format!("no linux/{arch} manifest in the layout"))
-}
-
-/// The toolchain stage (base image + cargo-chef) is an input like the base image and stays
-/// cached; every stage that compiles or assembles this program is rebuilt.
-fn reproducible() -> Result<String, String> {
-    fixtures::release()?;
-    let mut digests = Vec::new();
-    for n in 1..=2 {
-        let dir: PathBuf = bake::scratch_file(&format!("oci-{n}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        let mut cmd = bake_cmd(
-            "scratch",
-            &[
-                "scratch.platform=linux/amd64".into(),
-                "scratch.tags=".into(),
-                format!(
-                    "scratch.output=type=oci,dest={},tar=false,rewrite-timestamp=true",
-                    dir.display()
-                ),
-            ],
-        );
-        cmd.env("NO_CACHE_FILTER", "planner,builder,runtime-scratch");
-        let run = bake::run(&format!("rebuild {n}"), cmd, BUILD_LIMIT)?;
-        let digest = layout_manifest(&dir, "amd64");
-        let _ = std::fs::remove_dir_all(&dir);
-        let digest = digest?;
-        eprintln!("[rebuild {n}] {} s: {digest}", run.seconds);
-        digests.push(digest);
-    }
-    if digests[0] == digests[1] && digests[0].starts_with("sha256:") {
-        Ok(digests[0].clone())
-    } else {
-        Err(format!("digests differ: {digests:?}"))
-    }
 }

@@ -1,0 +1,351 @@
+//! Verifying a published image, as `make verify IMAGE=ref[@digest]` does for any image and the
+//! e2e does for what it pushed: the cosign signature (a key, or the release workflow's keyless
+//! identity), the provenance naming the source repository and the commit, the SBOM listing
+//! exactly the crates embedded in each platform's binary, and the documented config.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::Command;
+
+use libtest_mimic::Trial;
+use serde::Deserialize;
+
+use crate::docker::{self, CALL_LIMIT, registry};
+use crate::expect;
+use crate::report::check;
+
+/// What to verify, and against what.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// `repo:tag` or `repo@sha256:…`.
+    pub reference: String,
+    /// How the signature must verify.
+    pub signer: Signer,
+    /// The commit the provenance must name (else: the image's revision label).
+    pub revision: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Signer {
+    /// A cosign public key file.
+    Key(PathBuf),
+    /// Keyless (Sigstore): certificate identity regexp and OIDC issuer.
+    Keyless { identity: String, issuer: String },
+}
+
+impl Target {
+    /// From `make verify`'s environment: VERIFY_IMAGE, and COSIGN_PUBLIC_KEY, or else the
+    /// release workflow's keyless identity for the repository in CERT_IDENTITY / SOURCE.
+    pub fn from_env() -> Option<Self> {
+        let reference = std::env::var("VERIFY_IMAGE")
+            .ok()
+            .filter(|s| !s.is_empty())?;
+        let signer = match std::env::var("COSIGN_PUBLIC_KEY") {
+            Ok(key) if !key.is_empty() => Signer::Key(key.into()),
+            _ => {
+                let source = std::env::var("SOURCE").unwrap_or_default();
+                Signer::Keyless {
+                    identity: std::env::var("CERT_IDENTITY").unwrap_or_else(|_| {
+                        format!("^{}/.github/workflows/release.yml@", regex_quote(&source))
+                    }),
+                    issuer: std::env::var("CERT_ISSUER")
+                        .unwrap_or_else(|_| "https://token.actions.githubusercontent.com".into()),
+                }
+            }
+        };
+        let revision = std::env::var("EXPECT_REVISION")
+            .ok()
+            .filter(|s| !s.is_empty());
+        Some(Self {
+            reference,
+            signer,
+            revision,
+        })
+    }
+}
+
+fn regex_quote(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| match c {
+            '.' | '/' | '?' | '+' | '*' | '(' | ')' | '[' | ']' | '{' | '}' | '|' | '^' | '$' => {
+                vec!['\\', c]
+            }
+            c => vec![c],
+        })
+        .collect()
+}
+
+/// One trial per verification, named "`label`: …".
+pub fn checks(
+    label: &str,
+    target: impl Fn() -> Result<Target, String> + Clone + Send + 'static,
+) -> Vec<Trial> {
+    let mut all = Vec::new();
+    for (what, f) in VERIFICATIONS {
+        let target = target.clone();
+        all.push(check(format!("{label}: {what}"), move || f(&target()?)));
+    }
+    all
+}
+
+type Verification = fn(&Target) -> Result<String, String>;
+
+pub const VERIFICATIONS: [(&str, Verification); 4] = [
+    ("signature verifies", signature),
+    ("provenance names the source and the commit", provenance),
+    (
+        "SBOM lists exactly the crates in each platform's binary",
+        sbom,
+    ),
+    (
+        "labels, env, user, entrypoint, healthcheck as documented",
+        config,
+    ),
+];
+
+/// Every verification of `target`, in order: for checks that expect some to fail.
+pub fn all(target: &Target) -> Vec<(&'static str, Result<String, String>)> {
+    VERIFICATIONS
+        .iter()
+        .map(|(what, f)| (*what, f(target)))
+        .collect()
+}
+
+/// cosign needs plain HTTP for a registry on this machine.
+fn local_registry_flags(reference: &str) -> &'static [&'static str] {
+    if reference.starts_with("localhost:") || reference.starts_with("127.0.0.1:") {
+        &["--allow-insecure-registry", "--allow-http-registry"]
+    } else {
+        &[]
+    }
+}
+
+fn signature(t: &Target) -> Result<String, String> {
+    let mut cmd = Command::new("cosign");
+    cmd.arg("verify").args(local_registry_flags(&t.reference));
+    let how = match &t.signer {
+        Signer::Key(key) => {
+            // A local key signs without a transparency log entry.
+            cmd.arg("--key").arg(key).arg("--insecure-ignore-tlog");
+            format!("key {}", key.display())
+        }
+        Signer::Keyless { identity, issuer } => {
+            cmd.args(["--certificate-identity-regexp", identity])
+                .args(["--certificate-oidc-issuer", issuer]);
+            format!("keyless, identity {identity}")
+        }
+    };
+    cmd.arg(&t.reference);
+    let out = docker::output(&mut cmd, CALL_LIMIT)?;
+    let n = out
+        .lines()
+        .filter(|l| l.starts_with('[') || l.starts_with('{'))
+        .count();
+    Ok(format!("{how} ({n} signature payloads)"))
+}
+
+/// `docker buildx imagetools inspect --format '{{json .X}}'` of every platform.
+fn attestations<T: serde::de::DeserializeOwned>(
+    reference: &str,
+    what: &str,
+) -> Result<BTreeMap<String, T>, String> {
+    let text = docker::docker(&[
+        "buildx",
+        "imagetools",
+        "inspect",
+        reference,
+        "--format",
+        &format!("{{{{ json .{what} }}}}"),
+    ])?;
+    let all: BTreeMap<String, T> = docker::json(&text)?;
+    if all.is_empty() {
+        return Err(format!("no {what} attestation"));
+    }
+    Ok(all)
+}
+
+#[derive(Deserialize)]
+struct Provenance {
+    #[serde(rename = "SLSA")]
+    slsa: serde_json::Value,
+}
+
+fn provenance(t: &Target) -> Result<String, String> {
+    let labels = platform_configs(&t.reference)?
+        .into_values()
+        .next()
+        .map(|c| c.config.labels)
+        .unwrap_or_default();
+    let revision = t
+        .revision
+        .clone()
+        .or_else(|| labels.get("org.opencontainers.image.revision").cloned())
+        .ok_or("no revision to expect (no EXPECT_REVISION, no revision label)")?;
+    let source = labels
+        .get("org.opencontainers.image.source")
+        .cloned()
+        .unwrap_or_default();
+    let mut seen = Vec::new();
+    for (platform, p) in attestations::<Provenance>(&t.reference, "Provenance")? {
+        let vcs = &p.slsa["metadata"]["https://mobyproject.org/buildkit@v1#metadata"]["vcs"];
+        let got = vcs["revision"].as_str().unwrap_or("");
+        if got != revision {
+            return Err(format!(
+                "{platform}: provenance names commit {got:?}, want {revision}"
+            ));
+        }
+        // buildx records the repository when the build context had a git remote.
+        if let Some(src) = vcs["source"].as_str()
+            && src.trim_end_matches(".git") != source.trim_end_matches(".git")
+        {
+            return Err(format!(
+                "{platform}: provenance source {src:?}, label {source:?}"
+            ));
+        }
+        seen.push(platform);
+    }
+    Ok(format!(
+        "commit {} on {}",
+        &revision[..revision.len().min(12)],
+        seen.join(", ")
+    ))
+}
+
+#[derive(Deserialize)]
+struct Sbom {
+    #[serde(rename = "SPDX")]
+    spdx: Spdx,
+}
+
+#[derive(Deserialize)]
+struct Spdx {
+    #[serde(default)]
+    packages: Vec<SpdxPackage>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SpdxPackage {
+    name: String,
+    #[serde(default)]
+    version_info: String,
+    #[serde(default)]
+    external_refs: Vec<ExternalRef>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ExternalRef {
+    reference_locator: String,
+}
+
+fn sbom(t: &Target) -> Result<String, String> {
+    let sboms = attestations::<Sbom>(&t.reference, "SBOM")?;
+    let mut figures = Vec::new();
+    for (platform, digest) in platform_manifests(&t.reference)? {
+        let sbom = sboms
+            .get(&platform)
+            .ok_or_else(|| format!("no SBOM for {platform}"))?;
+        let listed: BTreeSet<String> = sbom
+            .spdx
+            .packages
+            .iter()
+            .filter(|p| {
+                p.external_refs
+                    .iter()
+                    .any(|r| r.reference_locator.starts_with("pkg:cargo/"))
+            })
+            .map(|p| format!("{}@{}", p.name, p.version_info))
+            .collect();
+        let embedded = embedded_crates(&repo_at(&t.reference, &digest))?;
+        if listed != embedded {
+            let missing: Vec<_> = embedded.difference(&listed).collect();
+            let extra: Vec<_> = listed.difference(&embedded).collect();
+            return Err(format!(
+                "{platform}: SBOM misses {missing:?}, adds {extra:?}"
+            ));
+        }
+        figures.push(format!("{platform} {} crates = audit data", listed.len()));
+    }
+    Ok(figures.join(", "))
+}
+
+/// The crates cargo-auditable embedded in the image's /httpserver (from its layers) that are
+/// compiled into it: the audit data also names build-time crates (build scripts, proc macros),
+/// which scanners rightly leave out of the image's SBOM.
+fn embedded_crates(manifest_ref: &str) -> Result<BTreeSet<String>, String> {
+    let dir = crate::bake::scratch_file(&format!(
+        "layers-{}",
+        manifest_ref.rsplit(':').next().unwrap_or("x")
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let manifest = registry::manifest(manifest_ref)?;
+    registry::copy_to_dir(manifest_ref, &dir)?;
+    let bin = dir.join("httpserver");
+    for layer in &manifest.layers {
+        let blob = dir.join(layer.digest.trim_start_matches("sha256:"));
+        // The binary is a regular file at /httpserver in one of the (gzipped) layers.
+        let _ = docker::output(
+            Command::new("tar")
+                .arg("-xzf")
+                .arg(&blob)
+                .arg("-C")
+                .arg(&dir)
+                .arg("httpserver"),
+            CALL_LIMIT,
+        );
+        if bin.exists() {
+            break;
+        }
+    }
+    let info = auditable_info::audit_info_from_file(&bin, Default::default())
+        .map_err(|e| format!("{manifest_ref}: no audit data in /httpserver: {e}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(info?
+        .packages
+        .iter()
+        .filter(|p| p.kind == auditable_serde::DependencyKind::Runtime)
+        .map(|p| format!("{}@{}", p.name, p.version))
+        .collect())
+}
+
+fn config(t: &Target) -> Result<String, String> {
+    let configs = platform_configs(&t.reference)?;
+    for (platform, c) in &configs {
+        expect::config_ok(&c.config).map_err(|e| format!("{platform}: {e}"))?;
+    }
+    Ok(format!("{} platforms", configs.len()))
+}
+
+/// linux/ARCH → the image manifest digest, for every platform of the index.
+fn platform_manifests(reference: &str) -> Result<BTreeMap<String, String>, String> {
+    let index = registry::index(reference)?;
+    Ok(index
+        .manifests
+        .iter()
+        .filter_map(|m| {
+            let p = m.platform.as_ref()?;
+            (p.os == "linux").then(|| (format!("linux/{}", p.architecture), m.digest.clone()))
+        })
+        .collect())
+}
+
+fn platform_configs(reference: &str) -> Result<BTreeMap<String, registry::OciConfig>, String> {
+    platform_manifests(reference)?
+        .into_iter()
+        .map(|(platform, digest)| Ok((platform, registry::config(&repo_at(reference, &digest))?)))
+        .collect()
+}
+
+/// `repo@digest` for a reference given as `repo:tag` or `repo@digest`.
+pub fn repo_at(reference: &str, digest: &str) -> String {
+    let repo = match reference.split_once('@') {
+        Some((repo, _)) => repo,
+        None => match reference.rsplit_once(':') {
+            Some((repo, tag)) if !tag.contains('/') => repo,
+            _ => reference,
+        },
+    };
+    format!("{repo}@{digest}")
+}
