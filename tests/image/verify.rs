@@ -194,9 +194,10 @@ fn provenance(t: &Target) -> Result<String, String> {
                 "{platform}: provenance names commit {got:?}, want {revision}"
             ));
         }
-        // buildx records the repository when the build context had a git remote.
+        // buildx records the repository when the build context had a git remote, as git
+        // printed it (the label has it as https://, the Makefile's SOURCE).
         if let Some(src) = vcs["source"].as_str()
-            && src.trim_end_matches(".git") != source.trim_end_matches(".git")
+            && repository(src) != repository(&source)
         {
             return Err(format!(
                 "{platform}: provenance source {src:?}, label {source:?}"
@@ -209,6 +210,23 @@ fn provenance(t: &Target) -> Result<String, String> {
         &revision[..revision.len().min(12)],
         seen.join(", ")
     ))
+}
+
+/// A repository URL in one spelling: git@host:path and ssh://[user@]host/path as
+/// https://host/path, without credentials, a trailing slash or `.git`.
+fn repository(url: &str) -> String {
+    let url = url.trim().trim_end_matches('/').trim_end_matches(".git");
+    let url = match url.split_once("://") {
+        Some((_, rest)) => rest
+            .rsplit_once('@')
+            .map_or(rest, |(_, host)| host)
+            .to_owned(),
+        None => match url.split_once('@').and_then(|(_, r)| r.split_once(':')) {
+            Some((host, path)) => format!("{host}/{path}"),
+            None => return url.to_owned(),
+        },
+    };
+    format!("https://{url}")
 }
 
 #[derive(Deserialize)]
