@@ -10,10 +10,11 @@ export REGISTRY ?= localhost:5000
 export IMAGE ?= httpserver
 export VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 export REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
-# The image's org.opencontainers.image.source: this repository's own URL (git remote origin,
-# as https://), else the project's home.
+# The image's org.opencontainers.image.source: where this checkout came from (git remote
+# origin; git@host:path as https://host/path), as buildx records it in the provenance; else
+# the project's home.
 export SOURCE ?= $(shell git remote get-url origin 2>/dev/null \
-  | sed -E 's|^git@([^:]+):|https://\1/|; s|\.git$$||' | grep -E '^https?://' \
+  | sed -E 's|^git@([^:]+):|https://\1/|; s|\.git$$||' | grep . \
   || echo https://github.com/httpserver/httpserver)
 # Image timestamps come from the last commit, so rebuilding a commit gives the same image.
 export SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
@@ -31,7 +32,7 @@ ARCHES := amd64 arm64
 BINS := $(foreach a,$(ARCHES),bin/$(a)/httpserver)
 
 .PHONY: help root deps build run test unit static-test fmt-check clippy lint release push sign \
-	verify engine engine-stop engine-purge e2e bench clean
+	verify engine engine-stop engine-purge e2e attack bench clean
 
 help: ## List the targets (with this invocation's values)
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) \
@@ -140,6 +141,10 @@ e2e: ## The image checks (tests/image): make engine, the checks, make engine-sto
 	$(CARGO) build --locked --tests
 	@trap 'bash scripts/engine.sh down' EXIT; env=$$(bash scripts/engine.sh up) && eval "$$env" && \
 	  $(CARGO) test --locked --test image -- --ignored --test-threads=1 $(E2E_ARGS)
+
+attack: build ## Hostile clients against the release binary (slowloris, smuggling, HTTP/2 floods...): one table
+	@bash scripts/install-host-deps.sh attack
+	python3 attack/attack.py --server bin/amd64/httpserver
 
 bench: ## Benchmark against the Go original, side by side (writes BENCHMARKS.md)
 	bash bench/run.sh

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian 12 machine lacks for building and testing httpserver.
 # Idempotent: every step checks first, so a warm machine pays almost nothing.
-#   install-host-deps.sh [build] [test] [lint] [e2e] [bench]   (default: build test)
+#   install-host-deps.sh [build] [test] [lint] [e2e] [attack] [bench]   (default: build test)
 # The container engine itself is not installed here: scripts/engine.sh (make engine) unpacks
 # a private one when the machine has none.
 set -euo pipefail
@@ -20,7 +20,8 @@ has lint && need shellcheck=shellcheck
 # The private engine: its namespace's network (slirp4netns), port forwarding (socat), the
 # iptables dockerd runs inside that namespace; stand-in bases (debootstrap); registry reads.
 has e2e && need slirp4netns=slirp4netns socat=socat iptables=iptables debootstrap=debootstrap skopeo=skopeo
-has bench && need wrk=wrk go=golang-go taskset=util-linux
+has attack && need slowhttptest=slowhttptest h2load=nghttp2-client
+has bench && need wrk=wrk go=golang-go taskset=util-linux h2load=nghttp2-client nginx=nginx-light valgrind=valgrind
 has bench && [[ ! -d /usr/share/gocode/src/github.com/golang/glog ]] && apt_pkgs+=(golang-glog-dev)
 if ((${#apt_pkgs[@]})); then
   echo "installing Debian packages: ${apt_pkgs[*]}"
@@ -32,9 +33,7 @@ fi
 
 if has build || has test; then
   installed=$(rustup target list --installed)
-  for t in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
-    grep -qx "$t" <<<"$installed" || rustup target add "$t"
-  done
+  for t in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do grep -qx "$t" <<<"$installed" || rustup target add "$t"; done
   # llvm-tools: llvm-objcopy splits the debug info out of both architectures' binaries.
   for c in clippy rustfmt llvm-tools; do rustup component list --installed | grep -q "^$c" || rustup component add "$c"; done
   # cargo-auditable embeds the dependency list in the binaries (the Dockerfile pins the same).

@@ -96,10 +96,20 @@ pub struct Settings {
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration, global = true)]
     pub drain_delay: Duration,
 
-    /// Time a client has to send a complete request head (slowloris guard). For HTTP/1 hyper
-    /// also applies it while a keep-alive connection waits for its next request.
+    /// Time a client has to send a complete request head, counted from accept (protocol sniff
+    /// and HTTP/2 preface included) or, on a kept-alive HTTP/1 connection, from the first byte
+    /// of the next head (slowloris guard). Also how long a graceful close may take.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_nonzero_duration, global = true)]
     pub header_read_timeout: Duration,
+
+    /// A request body that makes no progress for this long is cut off (408).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_nonzero_duration, global = true)]
+    pub body_read_timeout: Duration,
+
+    /// A response the client takes no bytes of for this long (it stopped reading, or its
+    /// HTTP/2 window stays shut) is abandoned and the connection dropped.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_nonzero_duration, global = true)]
+    pub write_timeout: Duration,
 
     /// Close a connection that has had no request in flight for this long.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_nonzero_duration, global = true)]

@@ -1,19 +1,16 @@
 //! httpserver: health and readiness endpoints, pprof-compatible profiling, graceful shutdown.
+//! This file parses the command line, sets up telemetry and the process (open-files limit,
+//! runtime, signals) and binds; `httpserver::run` does the rest.
 
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use clap::Parser;
 use clap::error::ErrorKind;
 
 use httpserver::config::{self, Cli, Command, DebugPlacement, Settings};
-use httpserver::debug::trace_recorder::TraceRecorder;
-use httpserver::debug::{Debug, Limits};
 use httpserver::profiler::heap::Sampling;
-use httpserver::routes::{App, Endpoints};
-use httpserver::server::{ConnLimits, Server};
-use httpserver::{healthcheck, listener, profiler, shutdown, telemetry};
+use httpserver::shutdown::Signals;
+use httpserver::{Config, Listeners, fd_limit, healthcheck, listener, profiler, telemetry};
 
 /// The system allocator with Go-style heap sampling (see profiler::heap).
 #[global_allocator]
@@ -44,15 +41,17 @@ fn main() -> ExitCode {
 }
 
 fn serve(settings: Settings) -> Result<ExitCode, String> {
-    let recorder = telemetry::init(settings.verbosity, settings.log_format)?;
+    let trace_recorder = telemetry::init(settings.verbosity, settings.log_format)?;
     profiler::heap::set_rate(settings.heap_sample_rate as usize);
-    let placement = settings.debug_placement();
     // Bind before starting the runtime so a bad address fails fast with the setting's name.
-    let main_listener = listener::bind(settings.main_addr(), "--listen/--port/MY_SERVICE_PORT")?;
-    let debug_listener = match placement {
-        DebugPlacement::Separate(addr) => Some(listener::bind(addr, "--debug-addr")?),
-        _ => None,
+    let listeners = Listeners {
+        main: listener::bind(settings.main_addr(), "--listen/--port/MY_SERVICE_PORT")?,
+        debug: match settings.debug_placement() {
+            DebugPlacement::Separate(addr) => Some(listener::bind(addr, "--debug-addr")?),
+            _ => None,
+        },
     };
+    let max_connections = open_files(settings.max_connections)?;
     // One worker (a container limited to one CPU, or --workers 1): the current-thread
     // scheduler skips work-stealing bookkeeping and cross-thread wake-ups on every request.
     let workers = settings.worker_threads();
@@ -68,79 +67,38 @@ fn serve(settings: Settings) -> Result<ExitCode, String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    runtime.block_on(run(settings, recorder, main_listener, debug_listener))
+    let config = Config {
+        settings,
+        trace_recorder,
+        max_connections,
+    };
+    runtime.block_on(async {
+        let stop = Signals::install()?.forward();
+        let outcome = httpserver::run(config, listeners, stop).await?;
+        Ok(outcome.exit_code())
+    })
 }
 
-async fn run(
-    settings: Settings,
-    recorder: TraceRecorder,
-    main_listener: std::net::TcpListener,
-    debug_listener: Option<std::net::TcpListener>,
-) -> Result<ExitCode, String> {
-    let signals = shutdown::Signals::install()?;
-    let app = Arc::new(App {
-        ready: AtomicBool::new(true),
-        debug: Debug::new(
-            Limits {
-                max_seconds: settings.max_profile_seconds,
-                max_trace_bytes: settings.max_trace_bytes as usize,
-            },
-            recorder,
-        ),
-    });
-    let server = Server::new(
-        app,
-        ConnLimits {
-            header_read_timeout: settings.header_read_timeout,
-            idle_timeout: settings.idle_timeout,
-            max_header_bytes: settings.max_header_bytes,
-            max_connections: settings.max_connections,
-        },
-    );
-    let to_tokio = |l: std::net::TcpListener| {
-        let addr = l.local_addr().map_err(|e| e.to_string())?;
-        let l = tokio::net::TcpListener::from_std(l).map_err(|e| e.to_string())?;
-        Ok::<_, String>((l, addr))
-    };
-    let (main_listener, main_addr) = to_tokio(main_listener)?;
-    let debug = match debug_listener {
-        Some(l) => Some(to_tokio(l)?),
-        None => None,
-    };
-    let placement = settings.debug_placement();
-    let debug_desc = match (&debug, placement) {
-        (Some((_, addr)), _) => addr.to_string(),
-        (None, DebugPlacement::Off) => "off".to_owned(),
-        (None, _) => "main port".to_owned(),
-    };
+/// Raises the open-files limit and returns the connection limit that fits under it.
+fn open_files(max_connections: u32) -> Result<u32, String> {
+    let files = fd_limit::raise()?;
+    let fits = fd_limit::connections_that_fit(max_connections, files.soft);
     tracing::info!(
-        version = env!("CARGO_PKG_VERSION"),
-        listen = %main_addr,
-        debug = %debug_desc,
-        workers = settings.worker_threads(),
-        shutdown_grace = %humantime::format_duration(settings.shutdown_grace),
-        drain_delay = %humantime::format_duration(settings.drain_delay),
-        header_read_timeout = %humantime::format_duration(settings.header_read_timeout),
-        idle_timeout = %humantime::format_duration(settings.idle_timeout),
-        max_header_bytes = settings.max_header_bytes,
-        max_connections = settings.max_connections,
-        max_profile_seconds = settings.max_profile_seconds,
-        max_trace_bytes = settings.max_trace_bytes,
-        heap_sample_rate = settings.heap_sample_rate,
-        log_format = %settings.log_format,
-        verbosity = settings.verbosity,
-        "httpserver started"
+        soft = files.soft,
+        hard = files.hard,
+        was = files.was,
+        "open files limit"
     );
-    let main_endpoints = Endpoints::Main {
-        debug: placement == DebugPlacement::MainPort,
-    };
-    tokio::spawn(server.clone().accept_loop(main_listener, main_endpoints));
-    if let Some((l, _)) = debug {
-        tokio::spawn(server.clone().accept_loop(l, Endpoints::DebugOnly));
+    if fits < max_connections {
+        tracing::warn!(
+            open_files = files.soft,
+            max_connections,
+            serving_at_most = fits,
+            "the open-files limit is below --max-connections plus {}: at most {fits} connections \
+             are served at once and the next ones get 503 (raise `ulimit -n` or the container's \
+             nofile limit to serve more)",
+            fd_limit::RESERVED
+        );
     }
-    let plan = shutdown::Plan {
-        grace: settings.shutdown_grace,
-        drain_delay: settings.drain_delay,
-    };
-    Ok(shutdown::on_signal(&server, plan, signals).await)
+    Ok(fits)
 }

@@ -1,48 +1,92 @@
-//! Response builders shared by the handlers.
+//! Response builders shared by the handlers. Each can fill a header map it is given: the routes
+//! hand in the request's own (cleared), which hyper then keeps for the connection's next
+//! request, so a response costs no allocation for its headers.
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{self, HeaderValue};
+use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
 
 pub type Body = Full<Bytes>;
 
 pub const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
 
+/// `body` with its content type, in `headers` (cleared first).
+pub fn in_headers(
+    mut headers: HeaderMap,
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Body> {
+    headers.clear();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    let mut resp = Response::new(Full::new(body.into()));
+    *resp.status_mut() = status;
+    *resp.headers_mut() = headers;
+    resp
+}
+
 pub fn with_type(
     status: StatusCode,
     content_type: &'static str,
     body: impl Into<Bytes>,
 ) -> Response<Body> {
-    let mut resp = Response::new(Full::new(body.into()));
-    *resp.status_mut() = status;
-    let headers = resp.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    resp
+    nosniff(in_headers(HeaderMap::new(), status, content_type, body))
 }
 
 pub fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
     with_type(status, TEXT_PLAIN, body)
 }
 
-/// Plain-text error with a trailing newline, like Go's http.Error.
+/// Browsers must not guess another type (HTML) for what we answer.
+fn nosniff(mut resp: Response<Body>) -> Response<Body> {
+    resp.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    resp
+}
+
+/// Plain-text error with a trailing newline, like Go's http.Error, in `headers`.
+pub fn error_in(headers: HeaderMap, status: StatusCode, message: &str) -> Response<Body> {
+    nosniff(in_headers(
+        headers,
+        status,
+        TEXT_PLAIN,
+        format!("{message}\n"),
+    ))
+}
+
 pub fn error(status: StatusCode, message: &str) -> Response<Body> {
-    text(status, format!("{message}\n"))
+    error_in(HeaderMap::new(), status, message)
+}
+
+pub fn not_found_in(headers: HeaderMap) -> Response<Body> {
+    nosniff(in_headers(
+        headers,
+        StatusCode::NOT_FOUND,
+        TEXT_PLAIN,
+        Bytes::from_static(b"404 page not found\n"),
+    ))
 }
 
 pub fn not_found() -> Response<Body> {
-    error(StatusCode::NOT_FOUND, "404 page not found")
+    not_found_in(HeaderMap::new())
 }
 
-pub fn method_not_allowed(allow: &'static str) -> Response<Body> {
-    let mut resp = error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+pub fn method_not_allowed_in(headers: HeaderMap, allow: &'static str) -> Response<Body> {
+    let mut resp = error_in(
+        headers,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed",
+    );
     resp.headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static(allow));
     resp
+}
+
+pub fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    method_not_allowed_in(HeaderMap::new(), allow)
 }
 
 pub fn redirect(location: &'static str) -> Response<Body> {

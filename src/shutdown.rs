@@ -1,19 +1,22 @@
-//! Graceful shutdown as PID 1: the first SIGTERM/SIGINT turns /readyz to 503, stops accepting
-//! (after the optional drain delay) and lets in-flight requests finish within the grace period;
-//! a second signal or the end of the grace period exits at once.
+//! Graceful shutdown as PID 1. Signals become stop requests; the first turns /readyz to 503,
+//! stops accepting (after the optional drain delay) and lets in-flight requests finish within
+//! the grace period; a second request or the end of the grace period exits at once.
 
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::mpsc;
 
-use crate::server::Server;
+use crate::lifecycle::Lifecycle;
 
 pub struct Plan {
     pub grace: Duration,
     pub drain_delay: Duration,
 }
+
+/// Where stop requests come from: `Signals::forward` in the binary, a test's sender in-process.
+pub type StopRequests = mpsc::UnboundedReceiver<&'static str>;
 
 /// SIGTERM and SIGINT handlers. Installed before serving: as PID 1 an unhandled SIGTERM is
 /// ignored by the kernel, and elsewhere it would kill the process without draining.
@@ -32,58 +35,94 @@ impl Signals {
             int: watch(SignalKind::interrupt(), "SIGINT")?,
         })
     }
+
+    /// Turns every signal into a stop request, named after it.
+    pub fn forward(mut self) -> StopRequests {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                let name = tokio::select! {
+                    _ = self.term.recv() => "SIGTERM",
+                    _ = self.int.recv() => "SIGINT",
+                };
+                if tx.send(name).is_err() {
+                    break;
+                }
+            }
+        });
+        rx
+    }
 }
 
-/// Waits for the first signal, then runs the shutdown sequence and says how the process should exit.
-pub async fn on_signal(server: &Server, plan: Plan, signals: Signals) -> ExitCode {
-    let Signals { mut term, mut int } = signals;
-    let first = tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
+/// How the process ends.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every connection closed (or nothing was in flight when the wait was cut short).
+    Clean,
+    /// Requests were still in flight when the grace period ended or a second request came.
+    CutOff { requests: usize },
+}
+
+impl Outcome {
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Outcome::Clean => ExitCode::SUCCESS,
+            Outcome::CutOff { .. } => ExitCode::FAILURE,
+        }
+    }
+}
+
+/// Waits for the first stop request, then runs the shutdown sequence.
+pub async fn on_stop(lifecycle: &Lifecycle, plan: Plan, mut stop: StopRequests) -> Outcome {
+    // A closed channel means nobody will ask: serve on.
+    let Some(first) = stop.recv().await else {
+        return std::future::pending().await;
     };
     let deadline = tokio::time::Instant::now() + plan.grace;
-    server.app().ready.store(false, Ordering::Release);
+    lifecycle.begin_shutdown();
     tracing::info!(
         signal = first,
         grace = ?plan.grace,
         drain_delay = ?plan.drain_delay,
-        in_flight = server.requests_in_flight(),
+        in_flight = lifecycle.requests_in_flight(),
         "shutting down: /readyz now answers 503"
     );
-    let second = async {
-        tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
-        }
-    };
     let drained = async {
         tokio::time::sleep(plan.drain_delay).await;
-        server.stop_accepting();
-        server.drain_connections();
-        server.all_connections_closed().await;
+        lifecycle.stop_accepting();
+        lifecycle.drain();
+        lifecycle.connections_closed().await;
     };
-    let outcome = tokio::select! {
+    let second = async {
+        match stop.recv().await {
+            Some(signal) => signal,
+            None => std::future::pending().await,
+        }
+    };
+    let cut_short = tokio::select! {
         _ = drained => None,
         _ = tokio::time::sleep_until(deadline) => Some("grace period over"),
         signal = second => Some(signal),
     };
-    let cut_off = server.requests_in_flight();
-    match outcome {
+    let in_flight = lifecycle.requests_in_flight();
+    match cut_short {
         None => {
             tracing::info!("all connections closed; exiting");
-            ExitCode::SUCCESS
+            Outcome::Clean
         }
-        Some(why) if cut_off == 0 => {
+        Some(why) if in_flight == 0 => {
             tracing::info!(reason = why, "exiting now; no request was in flight");
-            ExitCode::SUCCESS
+            Outcome::Clean
         }
         Some(why) => {
             tracing::warn!(
                 reason = why,
-                requests_cut_off = cut_off,
+                requests_cut_off = in_flight,
                 "exiting now; requests cut off"
             );
-            ExitCode::FAILURE
+            Outcome::CutOff {
+                requests: in_flight,
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 //! plus the trace recorder behind `/debug/pprof/trace`.
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
@@ -23,6 +24,16 @@ pub fn directives_for_verbosity(v: u8) -> &'static str {
     }
 }
 
+/// Whether the log filter may want debug-level events (set once by `init`).
+static DEBUG_LOGS: AtomicBool = AtomicBool::new(false);
+
+/// Whether a request should be logged and traced: one load per request in the common case
+/// (no debug log, no trace capture); the subscriber's own check only when either may want it.
+pub fn access_log_enabled() -> bool {
+    (DEBUG_LOGS.load(Ordering::Relaxed) || crate::debug::trace_recorder::capturing())
+        && tracing::enabled!(tracing::Level::DEBUG)
+}
+
 /// Installs the global subscriber and returns the recorder used by the trace endpoint.
 pub fn init(verbosity: u8, format: LogFormat) -> Result<TraceRecorder, String> {
     let filter = match std::env::var("RUST_LOG") {
@@ -30,6 +41,10 @@ pub fn init(verbosity: u8, format: LogFormat) -> Result<TraceRecorder, String> {
             .map_err(|e| format!("invalid RUST_LOG={directives:?}: {e}"))?,
         _ => EnvFilter::new(directives_for_verbosity(verbosity)),
     };
+    let debug = filter
+        .max_level_hint()
+        .is_none_or(|max| max >= tracing::Level::DEBUG);
+    DEBUG_LOGS.store(debug, Ordering::Relaxed);
     let ansi = std::io::stderr().is_terminal();
     let logs = match format {
         LogFormat::Text => fmt::layer()

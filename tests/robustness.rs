@@ -4,22 +4,7 @@ mod common;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use common::{Server, connect, get};
-
-/// Reads until EOF or error, bounded; returns what arrived.
-fn read_until_closed(s: &mut std::net::TcpStream, limit: Duration) -> (Vec<u8>, Duration) {
-    let start = Instant::now();
-    s.set_read_timeout(Some(limit)).unwrap();
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-        }
-    }
-    (out, start.elapsed())
-}
+use common::{Server, connect, get, read_until_closed};
 
 #[test]
 fn slowloris_is_cut_off_after_the_header_timeout() {

@@ -2,7 +2,7 @@
 //! shows), what it is, and the command to read it; and the answer for Go's profiles that have
 //! no Rust counterpart.
 
-use hyper::body::Incoming;
+use crate::request_body::RequestBody;
 use hyper::{Request, Response, StatusCode};
 
 use super::process::threads;
@@ -103,7 +103,7 @@ fn count(name: &str) -> Option<String> {
     })
 }
 
-pub fn page(req: &Request<Incoming>) -> Response<Body> {
+pub fn page(req: &Request<RequestBody>) -> Response<Body> {
     let host = req
         .headers()
         .get(hyper::header::HOST)

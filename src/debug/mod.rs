@@ -18,7 +18,7 @@ pub mod trace_recorder;
 
 use std::sync::Arc;
 
-use hyper::body::Incoming;
+use crate::request_body::RequestBody;
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
@@ -53,7 +53,7 @@ impl Debug {
     }
 
     /// Routes a request whose path is `/debug/pprof` or starts with `/debug/pprof/`.
-    pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+    pub async fn handle(&self, req: Request<RequestBody>) -> Response<Body> {
         let name = req
             .uri()
             .path()

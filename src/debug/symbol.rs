@@ -2,8 +2,9 @@
 //! with a query) of `+`-separated hex addresses answers `0xADDR name` for each one that is in
 //! a function of this process.
 
+use crate::request_body::{BodyTimedOut, RequestBody};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
 use crate::profiler::pprof;
@@ -12,7 +13,7 @@ use crate::responses::{self, Body};
 /// Largest lookup body accepted.
 const MAX_BODY: usize = 64 * 1024;
 
-pub async fn handle(req: Request<Incoming>) -> Response<Body> {
+pub async fn handle(req: Request<RequestBody>) -> Response<Body> {
     match *req.method() {
         Method::GET | Method::HEAD => lookup(req.uri().query().unwrap_or("").as_bytes()),
         Method::POST => match read_limited(req.into_body()).await {
@@ -23,13 +24,19 @@ pub async fn handle(req: Request<Incoming>) -> Response<Body> {
     }
 }
 
-async fn read_limited(body: Incoming) -> Result<Vec<u8>, Response<Body>> {
+async fn read_limited(body: RequestBody) -> Result<Vec<u8>, Response<Body>> {
     match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => Ok(collected.to_bytes().to_vec()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(responses::error(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!("symbol lookup body is larger than {MAX_BODY} bytes"),
         )),
+        Err(e) if e.is::<BodyTimedOut>() => {
+            let mut resp = responses::error(StatusCode::REQUEST_TIMEOUT, &e.to_string());
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            Err(resp)
+        }
         Err(e) => Err(responses::error(
             StatusCode::BAD_REQUEST,
             &format!("reading request: {e}"),

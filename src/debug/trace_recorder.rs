@@ -22,6 +22,14 @@ use tracing_subscriber::registry::LookupSpan;
 
 const HEAD: &[u8] = b"{\"traceEvents\":[";
 
+/// Whether any recorder is capturing: lets the request path skip debug-level work (the access
+/// log's span and fields) with one load when neither the log nor a trace wants it.
+static CAPTURING: AtomicBool = AtomicBool::new(false);
+
+pub fn capturing() -> bool {
+    CAPTURING.load(Ordering::Relaxed)
+}
+
 #[derive(Clone, Default)]
 pub struct TraceRecorder {
     shared: Arc<Shared>,
@@ -73,6 +81,7 @@ impl TraceRecorder {
             threads: Vec::new(),
         });
         self.shared.accepting.store(true, Ordering::Release);
+        CAPTURING.store(true, Ordering::Relaxed);
         Capture {
             shared: self.shared.clone(),
         }
@@ -142,6 +151,7 @@ impl Capture {
 impl Drop for Capture {
     fn drop(&mut self) {
         self.shared.accepting.store(false, Ordering::Release);
+        CAPTURING.store(false, Ordering::Relaxed);
         lock(&self.shared.recording).take();
     }
 }
