@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
-"""httpserver against the Go original, side by side in one run (`make bench`).
+"""httpserver against nginx and the Go original, side by side in one run (`make bench`).
 
-Each server runs pinned to core 0, wrk pinned to core 1, loopback only, every phase bounded
-in time. Prints one table with ours/Go ratios and writes it into BENCHMARKS.md.
+Each server runs pinned to core 0, the load (wrk, h2load) pinned to core 1, loopback only,
+every phase bounded in time. nginx (one worker, `return 200`) is the practical limit of this
+loopback; the Go original is what we replace. Also: user-space instructions per request under
+callgrind, what profiling costs, and the release profile's LTO / codegen-units trade-off.
+Prints the tables and writes them into BENCHMARKS.md.
 """
 
 import argparse
@@ -14,9 +17,13 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
+
+import callgrind
+import lto
 
 SERVER_CPU, LOAD_CPU = "0", "1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -67,14 +74,24 @@ def rss_kib(pid, key="VmRSS"):
 
 
 class Server:
-    def __init__(self, name, argv):
+    """A server that takes its port from MY_SERVICE_PORT (ours, the Go original)."""
+
+    def __init__(self, name, argv, pprof=True, h2c=False):
         self.name, self.argv = name, argv
+        self.pprof = pprof  # serves /debug/pprof/profile
+        self.h2c = h2c  # serves HTTP/2 cleartext (prior knowledge) on its port
+
+    def argv_for(self, port):
+        return self.argv
+
+    def h2c_url(self):
+        return self.url() if self.h2c else None
 
     def start(self, pin=True):
         self.port = free_port()
         env = dict(os.environ, MY_SERVICE_PORT=str(self.port))
         env.pop("RUST_LOG", None)
-        cmd = (["taskset", "-c", SERVER_CPU] if pin else []) + self.argv
+        cmd = (["taskset", "-c", SERVER_CPU] if pin else []) + self.argv_for(self.port)
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
@@ -101,6 +118,50 @@ class Server:
         return f"http://127.0.0.1:{self.port}{path}"
 
 
+NGINX_CONF = """daemon off;
+master_process off;
+worker_processes 1;
+error_log {dir}/error.log crit;
+pid {dir}/nginx-{port}.pid;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{h2_port} http2;
+        location = /healthz {{ default_type "text/plain; charset=utf-8"; return 200 "ok\\n"; }}
+    }}
+}}
+"""
+
+
+class Nginx(Server):
+    """Debian's nginx-light as the limit anchor: one process (master_process off, so its CPU
+    time is the server's), `return 200 "ok\\n"`, no access log, keep-alive unbounded like ours;
+    h2c on a second port (nginx's `http2` listener speaks only HTTP/2)."""
+
+    def __init__(self, workdir):
+        super().__init__("nginx", ["/usr/sbin/nginx"], pprof=False, h2c=True)
+        self.workdir = workdir
+
+    def argv_for(self, port):
+        self.h2_port = free_port()
+        conf = os.path.join(self.workdir, f"nginx-{port}.conf")
+        with open(conf, "w") as f:
+            f.write(NGINX_CONF.format(dir=self.workdir, port=port, h2_port=self.h2_port))
+        return ["/usr/sbin/nginx", "-p", self.workdir, "-c", conf, "-e",
+                os.path.join(self.workdir, "error.log")]
+
+    def h2c_url(self):
+        return f"http://127.0.0.1:{self.h2_port}/healthz"
+
+
 def http_ok(port, timeout=1.0):
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
@@ -117,7 +178,7 @@ def startup_probe(server, runs):
         port = free_port()
         env = dict(os.environ, MY_SERVICE_PORT=str(port))
         t0 = time.perf_counter_ns()
-        proc = subprocess.Popen(server.argv, env=env, stdout=subprocess.DEVNULL,
+        proc = subprocess.Popen(server.argv_for(port), env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
         t_conn = t_ok = None
         deadline = time.monotonic() + 10
@@ -164,57 +225,117 @@ def wrk(server, conns, seconds):
     return rps, lat.get("50"), lat.get("99"), reqs, cpu
 
 
-def measure(server, args):
-    r = {}
-    print(f"== {server.name}", file=sys.stderr)
-    r["binary"] = os.path.getsize(server.argv[0])
-    r["start_conn"], r["start_200"] = startup_probe(server, args.startup_runs)
-    server.start()
+H2LOAD_RE = re.compile(r"finished in [\d.]+s, ([\d.]+) req/s")
+
+
+def h2load(server, conns, streams, seconds):
+    """One pinned h2load run over h2c; returns (req/s, requests, (user s, system s))."""
+    wait_idle()
+    u0, s0 = proc_cpu_seconds(server.pid)
+    out = subprocess.run(
+        ["taskset", "-c", LOAD_CPU, "h2load", "-t1", f"-c{conns}", f"-m{streams}",
+         f"-D{seconds}", server.h2c_url()],
+        capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
+    u1, s1 = proc_cpu_seconds(server.pid)
+    m = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded", out)
+    if not m or m.group(1) != m.group(2):
+        print(f"  warning ({server.name}): {out}", file=sys.stderr)
+    return float(H2LOAD_RE.search(out).group(1)), int(m.group(2)), (u1 - u0, s1 - s0)
+
+
+def rounds(servers, n, run):
+    """`n` rounds of `run(server)` over all servers, interleaved so that drift on this shared
+    machine hits every server alike; returns {name: [results]}."""
+    out = {s.name: [] for s in servers}
+    for _ in range(n):
+        for s in servers:
+            out[s.name].append(run(s))
+    return out
+
+
+def cpu_per_request(runs, index_reqs, index_cpu):
+    total = sum(x[index_reqs] for x in runs)
+    user = 1e6 * sum(x[index_cpu][0] for x in runs) / total
+    system = 1e6 * sum(x[index_cpu][1] for x in runs) / total
+    return user, system
+
+
+def measure(servers, args):
+    """Every figure of the main table, for every server, runs interleaved."""
+    res = {s.name: {} for s in servers}
+    for s in servers:
+        print(f"== {s.name}: startup", file=sys.stderr)
+        r = res[s.name]
+        r["binary"] = os.path.getsize(s.argv[0])
+        r["start_conn"], r["start_200"] = startup_probe(s, args.startup_runs)
+    for s in servers:
+        s.start()
     try:
         time.sleep(1)
-        r["idle_rss"] = rss_kib(server.pid)
-        wrk(server, 64, args.warmup)  # warm-up
-        runs = [wrk(server, 64, args.seconds) for _ in range(args.runs)]
-        r["rps64"] = statistics.median(x[0] for x in runs)
-        r["p50_64"] = statistics.median(x[1] for x in runs)
-        r["p99_64"] = statistics.median(x[2] for x in runs)
-        total_reqs = sum(x[3] for x in runs)
-        r["user_per_req_us"] = 1e6 * sum(x[4][0] for x in runs) / total_reqs
-        r["sys_per_req_us"] = 1e6 * sum(x[4][1] for x in runs) / total_reqs
-        r["cpu_per_req_us"] = r["user_per_req_us"] + r["sys_per_req_us"]
-        single = [wrk(server, 1, args.single_seconds) for _ in range(args.single_runs)]
-        r["rps1"] = statistics.median(x[0] for x in single)
-        r["p50_1"] = statistics.median(x[1] for x in single)
-        r["p99_1"] = statistics.median(x[2] for x in single)
-        r["rps1_all"] = [round(x[0]) for x in single]
-        r["rss_loaded"] = rss_kib(server.pid)
-        r["rss_peak"] = rss_kib(server.pid, "VmHWM")
-        # Profiling overhead: pairs of (plain run, run while /debug/pprof/profile captures),
-        # back to back so drift on this shared machine hits both sides of each pair alike.
-        secs = args.seconds
-        plain, profiled = [], []
-        for _ in range(args.profile_pairs):
-            plain.append(wrk(server, 64, secs)[0])
-            result = {}
-
-            def capture():
-                url = server.url(f"/debug/pprof/profile?seconds={secs + 2}")
-                with urllib.request.urlopen(url, timeout=secs + 60) as resp:
-                    result["bytes"] = len(resp.read())
-
-            wait_idle()
-            t = threading.Thread(target=capture)
-            t.start()
-            time.sleep(0.5)
-            profiled.append(wrk(server, 64, secs)[0])
-            t.join(timeout=secs + 90)
-            if not result.get("bytes"):
-                raise RuntimeError(f"{server.name}: the profile capture returned nothing")
-        r["rps64_plain_pairs"] = statistics.median(plain)
-        r["rps64_profiling"] = statistics.median(profiled)
-        r["profiling_overhead"] = 1 - r["rps64_profiling"] / r["rps64_plain_pairs"]
+        for s in servers:
+            res[s.name]["idle_rss"] = rss_kib(s.pid)
+            wrk(s, 64, args.warmup)
+        print("== 64 connections (wrk)", file=sys.stderr)
+        for name, runs in rounds(servers, args.runs, lambda s: wrk(s, 64, args.seconds)).items():
+            r = res[name]
+            r["rps64"] = statistics.median(x[0] for x in runs)
+            r["p50_64"] = statistics.median(x[1] for x in runs)
+            r["p99_64"] = statistics.median(x[2] for x in runs)
+            r["user_per_req_us"], r["sys_per_req_us"] = cpu_per_request(runs, 3, 4)
+            r["cpu_per_req_us"] = r["user_per_req_us"] + r["sys_per_req_us"]
+        print("== HTTP/2 cleartext (h2load)", file=sys.stderr)
+        h2 = [s for s in servers if s.h2c]
+        for name, runs in rounds(h2, args.runs, lambda s: h2load(s, 64, 10, args.seconds)).items():
+            r = res[name]
+            r["h2_rps"] = statistics.median(x[0] for x in runs)
+            user, system = cpu_per_request(runs, 1, 2)
+            r["h2_cpu_per_req_us"] = user + system
+        print("== 1 connection (wrk)", file=sys.stderr)
+        for name, runs in rounds(servers, args.single_runs,
+                                 lambda s: wrk(s, 1, args.single_seconds)).items():
+            r = res[name]
+            r["rps1"] = statistics.median(x[0] for x in runs)
+            r["p50_1"] = statistics.median(x[1] for x in runs)
+            r["p99_1"] = statistics.median(x[2] for x in runs)
+            r["rps1_all"] = [round(x[0]) for x in runs]
+        for s in servers:
+            res[s.name]["rss_loaded"] = rss_kib(s.pid)
+            res[s.name]["rss_peak"] = rss_kib(s.pid, "VmHWM")
+        for s in servers:
+            if s.pprof:
+                res[s.name].update(profiling_overhead(s, args))
     finally:
-        server.stop()
+        for s in servers:
+            s.stop()
+    return res
+
+
+def profiling_overhead(server, args):
+    """Pairs of (plain run, run while /debug/pprof/profile captures), back to back so drift
+    on this shared machine hits both sides of each pair alike."""
+    print(f"== {server.name}: profiling overhead", file=sys.stderr)
+    secs = args.seconds
+    plain, profiled = [], []
+    for _ in range(args.profile_pairs):
+        plain.append(wrk(server, 64, secs)[0])
+        result = {}
+
+        def capture():
+            url = server.url(f"/debug/pprof/profile?seconds={secs + 2}")
+            with urllib.request.urlopen(url, timeout=secs + 60) as resp:
+                result["bytes"] = len(resp.read())
+
+        wait_idle()
+        t = threading.Thread(target=capture)
+        t.start()
+        time.sleep(0.5)
+        profiled.append(wrk(server, 64, secs)[0])
+        t.join(timeout=secs + 90)
+        if not result.get("bytes"):
+            raise RuntimeError(f"{server.name}: the profile capture returned nothing")
+    r = {"rps64_plain_pairs": statistics.median(plain),
+         "rps64_profiling": statistics.median(profiled)}
+    r["profiling_overhead"] = 1 - r["rps64_profiling"] / r["rps64_plain_pairs"]
     return r
 
 
@@ -290,59 +411,84 @@ def profiling_table(r, captures):
     return "\n".join(lines)
 
 
-def fmt_ratio(ours, go, better_low):
-    if not go:
-        return "n/a"
-    ratio = ours / go
-    return f"{ratio:.2f}x" + (" (lower is better)" if better_low else "")
+def fmt_ratio(a, b, better_low):
+    if not a or not b:
+        return "-"
+    return f"{a / b:.2f}x" + (" (lower is better)" if better_low else "")
 
 
-def table(ours, go, image_sizes):
-    rows = [
-        ("/healthz req/s, 64 conns (median of runs)", "rps64", "{:,.0f}", False),
-        ("  p50 latency, 64 conns (ms)", "p50_64", "{:.3f}", True),
-        ("  p99 latency, 64 conns (ms)", "p99_64", "{:.3f}", True),
-        ("server CPU per request (us, utime+stime)", "cpu_per_req_us", "{:.2f}", True),
-        ("  of which user space (us)", "user_per_req_us", "{:.2f}", True),
-        ("  of which kernel (us)", "sys_per_req_us", "{:.2f}", True),
-        ("req/s, 1 connection (median of runs)", "rps1", "{:,.0f}", False),
-        ("  p50 latency, 1 conn (ms)", "p50_1", "{:.3f}", True),
-        ("  p99 latency, 1 conn (ms)", "p99_1", "{:.3f}", True),
-        ("idle RSS (KiB)", "idle_rss", "{:,}", True),
-        ("RSS after load (KiB)", "rss_loaded", "{:,}", True),
-        ("peak RSS (KiB)", "rss_peak", "{:,}", True),
-        ("binary size (bytes)", "binary", "{:,}", True),
-        ("exec to first accepted connection (ms, median)", "start_conn", "{:.2f}", True),
-        ("exec to first 200 on /healthz (ms, median)", "start_200", "{:.2f}", True),
-        ("req/s, 64 conns, runs paired with the profiled ones", "rps64_plain_pairs", "{:,.0f}", False),
-        ("req/s, 64 conns, during a CPU profile", "rps64_profiling", "{:,.0f}", False),
-        ("profiling overhead (throughput lost)", "profiling_overhead", "{:.1%}", True),
-    ]
-    lines = ["| metric | httpserver (Rust) | Go original | ours/Go |", "|---|---:|---:|---:|"]
-    for label, key, f, low in rows:
-        o, g = ours.get(key), go.get(key)
-        ratio = fmt_ratio(o, g, low) if key != "profiling_overhead" else "-"
-        lines.append(f"| {label} | {f.format(o)} | {f.format(g)} | {ratio} |")
-    lines.append(f"| single-connection runs (req/s) | {ours['rps1_all']} | {go['rps1_all']} | - |")
+ROWS = [
+    ("/healthz req/s, 64 conns (wrk, median of runs)", "rps64", "{:,.0f}", False),
+    ("  p50 latency, 64 conns (ms)", "p50_64", "{:.3f}", True),
+    ("  p99 latency, 64 conns (ms)", "p99_64", "{:.3f}", True),
+    ("server CPU per request (us, utime+stime)", "cpu_per_req_us", "{:.2f}", True),
+    ("  of which user space (us)", "user_per_req_us", "{:.2f}", True),
+    ("  of which kernel (us)", "sys_per_req_us", "{:.2f}", True),
+    ("/healthz req/s, HTTP/2 cleartext, 64 conns x 10 streams (h2load)", "h2_rps", "{:,.0f}", False),
+    ("  server CPU per request over h2c (us)", "h2_cpu_per_req_us", "{:.2f}", True),
+    ("req/s, 1 connection (median of runs)", "rps1", "{:,.0f}", False),
+    ("  p50 latency, 1 conn (ms)", "p50_1", "{:.3f}", True),
+    ("  p99 latency, 1 conn (ms)", "p99_1", "{:.3f}", True),
+    ("idle RSS (KiB)", "idle_rss", "{:,}", True),
+    ("RSS after load (KiB)", "rss_loaded", "{:,}", True),
+    ("peak RSS (KiB)", "rss_peak", "{:,}", True),
+    ("binary size (bytes)", "binary", "{:,}", True),
+    ("exec to first accepted connection (ms, median)", "start_conn", "{:.2f}", True),
+    ("exec to first 200 on /healthz (ms, median)", "start_200", "{:.2f}", True),
+    ("req/s, 64 conns, runs paired with the profiled ones", "rps64_plain_pairs", "{:,.0f}", False),
+    ("req/s, 64 conns, during a CPU profile", "rps64_profiling", "{:,.0f}", False),
+    ("profiling overhead (throughput lost)", "profiling_overhead", "{:.1%}", True),
+]
+
+
+def table(res, image_sizes):
+    ours, nginx, go = res["httpserver"], res["nginx"], res["go"]
+    lines = ["| metric | httpserver (Rust) | nginx | Go original | ours/nginx | ours/Go |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for label, key, f, low in ROWS:
+        cells = [f.format(r[key]) if key in r else "-" for r in (ours, nginx, go)]
+        ratios = ["-", "-"] if key == "profiling_overhead" else \
+            [fmt_ratio(ours.get(key), other.get(key), low) for other in (nginx, go)]
+        lines.append(f"| {label} | {' | '.join(cells)} | {' | '.join(ratios)} |")
+    lines.append(f"| single-connection runs (req/s) | {ours['rps1_all']} | {nginx['rps1_all']} | "
+                 f"{go['rps1_all']} | - | - |")
     for name, size in image_sizes:
-        lines.append(f"| image size: {name} | {size} | - | - |")
+        lines.append(f"| image size: {name} | {size} | - | - | - | - |")
     return "\n".join(lines)
 
 
-def analysis(ours, go):
+def analysis(res):
     """What bounds the 64-connection figures, computed from this run's numbers."""
+    ours, nginx, go = res["httpserver"], res["nginx"], res["go"]
     k, u, t = ours["sys_per_req_us"], ours["user_per_req_us"], ours["cpu_per_req_us"]
-    go_t = go["cpu_per_req_us"]
+    nk, nu = nginx["sys_per_req_us"], nginx["user_per_req_us"]
     return f"""## What bounds the 64-connection figures (from this run)
 
-Both servers run on one core, so throughput there is 1 / (server CPU per request).
-Ours spends {k:.2f} us of its {t:.2f} us per request in the kernel ({k / t:.0%}): the loopback
-TCP read and write of each request/response (`strace -c` on the server under this load counts
-one `recvfrom` and one `writev` per request, the minimum without pipelining; the write also
-delivers into wrk's socket and wakes it). Our user-space share is {u:.2f} us against Go's {go["user_per_req_us"]:.2f} us
-({u / go["user_per_req_us"]:.2f}x). Even with no user-space cost at all, this kernel floor caps
-the throughput ratio at {go_t / k:.2f}x and the CPU-per-request ratio at {k / go_t:.2f}x on this
-machine."""
+Every server runs on one core, so throughput there is 1 / (server CPU per request). The
+kernel's part is the loopback TCP read and write of each request and response (one `recvfrom`
+and one `write` per request for ours, the minimum without pipelining; the write also delivers
+into wrk's socket and wakes it): {k:.2f} us of ours ({k / t:.0%} of {t:.2f} us), {nk:.2f} us of
+nginx's, {go["sys_per_req_us"]:.2f} us of Go's. User space: ours {u:.2f} us, nginx {nu:.2f} us,
+Go {go["user_per_req_us"]:.2f} us. With the kernel's share fixed, even a server with no
+user-space cost at all would do at most {t / k:.2f}x our throughput here: what is left to win is
+our {u:.2f} us, against nginx's {nu:.2f} us."""
+
+
+def callgrind_section(ours_binary):
+    per, top = callgrind.per_request("ours", [ours_binary, "--listen", "127.0.0.1",
+                                              "--workers", "1"], top=15)
+    rows = "\n".join(f"| `{name}` | {cost:,.0f} |" for name, cost in top)
+    return per, f"""## User-space instructions per request (callgrind)
+
+`valgrind --tool=callgrind` counts the instructions the server executes; two runs serving
+2,000 and 12,000 keep-alive `/healthz` requests over 8 connections, the difference divided by
+10,000, so startup, connection setup and exit cancel out. Reproducible where wall-clock time is
+not: **{per:,.0f} instructions per request**. Where they go (self cost per request, top 15):
+
+| function | instructions / request |
+|---|---:|
+{rows}
+"""
 
 
 def image_sizes(path):
@@ -382,40 +528,72 @@ def main():
     ap.add_argument("--startup-runs", type=int, default=20)
     ap.add_argument("--profile-pairs", type=int, default=3)
     ap.add_argument("--captures", type=int, default=100)
+    ap.add_argument("--lto-runs", type=int, default=2, help="0 skips the LTO study")
     ap.add_argument("--image-sizes", default="")
     ap.add_argument("--write", default="")
     args = ap.parse_args()
 
     started = datetime.datetime.now(datetime.timezone.utc)
-    ours = measure(Server("httpserver", [os.path.abspath(args.ours)]), args)
-    go = measure(Server("go", [os.path.abspath(args.go), "-logtostderr"]), args)
-    result = table(ours, go, image_sizes(args.image_sizes))
+    ours_bin = os.path.abspath(args.ours)
+    with tempfile.TemporaryDirectory(prefix="bench-nginx-") as workdir:
+        servers = [Server("httpserver", [ours_bin], h2c=True), Nginx(workdir),
+                   Server("go", [os.path.abspath(args.go), "-logtostderr"])]
+        res = measure(servers, args)
+    result = table(res, image_sizes(args.image_sizes))
     print(result)
-    costs = profiling_table(profiling_costs([os.path.abspath(args.ours)], args), args.captures)
+    instr, instr_section = callgrind_section(ours_bin)
+    print(f"callgrind: {instr:,.0f} instructions per request")
+    costs = profiling_table(profiling_costs([ours_bin], args), args.captures)
     print(costs)
+    lto_section = ""
+    if args.lto_runs:
+        results = lto.study(lambda name, binary: Server(name, [binary]), wrk, rounds,
+                            args.lto_runs, args.seconds)
+        lto_section = lto_doc(lto.table(results), args)
+        print(lto.table(results))
     if args.write:
-        doc = f"""# Benchmarks: httpserver (Rust) vs the Go original
+        with open(args.write, "w") as f:
+            f.write(document(started, args, result, res, instr_section, costs, lto_section))
+
+
+def lto_doc(table_md, args):
+    return f"""## The release profile: LTO and codegen units (this run)
+
+{lto.__doc__.strip()}
+Warm rebuild: median of two after touching `src/lib.rs`; throughput: {args.lto_runs} x
+{args.seconds} s per variant, interleaved, median.
+
+{table_md}
+"""
+
+
+def document(started, args, result, res, instr_section, costs, lto_section):
+    return f"""# Benchmarks: httpserver (Rust) vs nginx and the Go original
 
 Generated by `make bench` on {started:%Y-%m-%d %H:%M} UTC — do not edit by hand; rerun it.
 
 - Machine: {machine()}
 - Command: `make bench` ({' '.join(os.path.basename(a) for a in sys.argv)})
-- Method: each server pinned to CPU {SERVER_CPU} (`taskset`), wrk pinned to CPU {LOAD_CPU},
-  loopback only; CPUs waited idle before every run. 64 keep-alive connections: {args.warmup} s
-  warm-up, then {args.runs} x {args.seconds} s, median. One connection: {args.single_runs} x
-  {args.single_seconds} s, median (this machine's single-connection results are bimodal; all
-  runs listed). Server CPU per request = (utime + stime of the server process over the 64-conn
-  runs) / requests, split into user and kernel time. Startup: {args.startup_runs} execs, a socket
-  probe polls for the first accepted connection and the first `200` on /healthz, median.
+- Method: each server pinned to CPU {SERVER_CPU} (`taskset`), wrk and h2load pinned to CPU
+  {LOAD_CPU}, loopback only; CPUs waited idle before every run; runs interleaved across the
+  servers (ours, nginx, Go, ours, ...) so drift hits all alike. 64 keep-alive connections:
+  {args.warmup} s warm-up, then {args.runs} x {args.seconds} s, median. HTTP/2: h2load, 64
+  connections x 10 concurrent streams, {args.runs} x {args.seconds} s (the Go original has no
+  h2c). One connection: {args.single_runs} x {args.single_seconds} s, median (this machine's
+  single-connection results are bimodal; all runs listed). Server CPU per request = (utime +
+  stime of the server process over the runs) / requests. Startup: {args.startup_runs} execs, a
+  socket probe polls for the first accepted connection and the first `200` on /healthz, median.
   Profiling overhead: {args.profile_pairs} pairs of back-to-back 64-conn runs, one plain and one
   while `/debug/pprof/profile` captures; 1 - median(profiled) / median(plain).
-- Ours: the release musl build (`bin/amd64/httpserver`), default settings.
-  Go: `bench/goserver` (net/http + net/http/pprof + glog), Debian's Go, default settings.
+- Ours: the release musl build (`bin/amd64/httpserver`), default settings. nginx: Debian's
+  nginx-light, one process, `return 200 "ok\\n"`, no access log. Go: `bench/goserver` (net/http
+  + net/http/pprof + glog), Debian's Go, default settings.
 
 {result}
 
-{analysis(ours, go)}
+{analysis(res)}
 
+{instr_section}
 ## What profiling costs (this run)
 
 Heap sampling: {args.profile_pairs} pairs of 64-conn runs ({args.seconds} s after a {args.warmup} s warm-up),
@@ -425,9 +603,8 @@ peak RSS is the process's VmHWM. Captures: {args.captures} alternating 1 s CPU p
 flame graphs, each followed by a heap profile, on an idle server after three warm-up captures.
 
 {costs}
-"""
-        with open(args.write, "w") as f:
-            f.write(doc)
+
+{lto_section}"""
 
 
 if __name__ == "__main__":

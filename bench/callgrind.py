@@ -90,11 +90,10 @@ def _functions(out):
     return costs
 
 
-def per_request(name, argv, env_port_var="MY_SERVICE_PORT", port=None, small=2000, large=12000,
-                conns=8, top=0):
-    """(instructions per request, [(function, instructions per request)] top `top`)."""
-    port = port or _free_port()
-    env = dict(os.environ, **{env_port_var: str(port)}) if env_port_var else dict(os.environ)
+def per_request(name, argv, small=2000, large=12000, conns=8, top=0):
+    """(instructions per request, [(function, self instructions per request)] top `top`)."""
+    port = _free_port()
+    env = dict(os.environ, MY_SERVICE_PORT=str(port))
     env.pop("RUST_LOG", None)
     outs = [f"/tmp/callgrind-{name}-{n}-{os.getpid()}.out" for n in (small, large)]
     try:

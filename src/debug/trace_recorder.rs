@@ -22,6 +22,9 @@ use tracing_subscriber::registry::LookupSpan;
 
 const HEAD: &[u8] = b"{\"traceEvents\":[";
 
+/// Room past the limit for the event that crosses it and the document's closing metadata.
+const TAIL_RESERVE: usize = 64 * 1024;
+
 /// Whether any recorder is capturing: lets the request path skip debug-level work (the access
 /// log's span and fields) with one load when neither the log nor a trace wants it.
 static CAPTURING: AtomicBool = AtomicBool::new(false);
@@ -70,7 +73,9 @@ struct Recorded;
 impl TraceRecorder {
     /// Starts recording, up to `limit` bytes of JSON. The caller allows one capture at a time.
     pub fn start(&self, limit: usize) -> Capture {
-        let mut doc = Vec::with_capacity(limit.min(1 << 20));
+        // All of it reserved at once (address space only, until written): growing by doubling
+        // would hold the old and the new buffer at once, twice the limit at the peak.
+        let mut doc = Vec::with_capacity(limit + TAIL_RESERVE);
         doc.extend_from_slice(HEAD);
         *lock(&self.shared.recording) = Some(Recording {
             start: Instant::now(),
