@@ -83,9 +83,9 @@ clippy:
 unit:
 	$(CARGO) test --locked
 
-static-test: build ## The release musl binaries: static, arm64 serves under qemu, profiles name our frames
+static-test: build ## The release musl binaries: static, arm64 serves under qemu, profiles name our frames, deadlines hold
 	HTTPSERVER_BIN=$(CURDIR)/bin/amd64/httpserver HTTPSERVER_STATIC_DIR=$(CURDIR)/bin \
-	  $(CARGO) test --locked --test release_build -- --include-ignored
+	  $(CARGO) test --locked --test release_build --test lifecycle -- --include-ignored
 
 test: deps fmt-check clippy unit static-test ## Everything: fmt, clippy, unit + integration tests, release build checks
 

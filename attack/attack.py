@@ -184,16 +184,23 @@ MALFORMED = [
 ]
 
 
+def send_and_read(srv, raw_request, limit):
+    """Sends `raw_request` on a fresh connection (the server may close it halfway) and reads
+    what comes back until close or `limit` seconds; returns the statuses of the responses."""
+    with connect(srv.port) as s:
+        try:
+            s.sendall(raw_request)
+        except OSError:
+            pass
+        raw, _, _ = read_all(s, limit)
+    return statuses(raw)
+
+
 def malformed(srv):
     got = []
     for req in MALFORMED:
-        with connect(srv.port) as s:
-            try:
-                s.sendall(req)
-            except OSError:
-                pass
-            raw, _, _ = read_all(s, 3)
-            got.append(statuses(raw)[0] if statuses(raw) else "close")
+        st = send_and_read(srv, req, 3)
+        got.append(st[0] if st else "close")
     ok = all(g == "close" or 400 <= g < 500 or g == 505 for g in got)
     return f"{len(got)} variants: {', '.join(map(str, got))}", ok
 
@@ -220,15 +227,9 @@ SMUGGLING = [
 def smuggling(srv):
     answered_smuggled, results = 0, []
     for req in SMUGGLING:
-        with connect(srv.port) as s:
-            try:
-                s.sendall(req)
-            except OSError:
-                pass
-            raw, _, _ = read_all(s, 2)
-            st = statuses(raw)
-            answered_smuggled += st.count(404)
-            results.append("/".join(map(str, st)) or "close")
+        st = send_and_read(srv, req, 2)
+        answered_smuggled += st.count(404)
+        results.append("/".join(map(str, st)) or "close")
     return (f"{len(SMUGGLING)} variants: {', '.join(results)}; smuggled requests answered: "
             f"{answered_smuggled}", answered_smuggled == 0)
 

@@ -1,9 +1,10 @@
 """The release profile's trade-off, measured: link-time optimisation (fat, thin) x codegen units
-(1, 16). Each variant is built from scratch in a target directory of its own (the cold build),
-then rebuilt after one source file changes with its dependencies built (the warm rebuild, what
-an image rebuild after a source-only change pays in the builder stage), and its binary is
-measured for size (debug info stripped, as shipped), user-space instructions per request
-(callgrind) and throughput (wrk, runs interleaved across the variants).
+(1, 16), and the allocator (musl's malloc, shipped, against mimalloc). Each variant is built
+from scratch in a target directory of its own (the cold build), then rebuilt after one source
+file changes with its dependencies built (the warm rebuild, what an image rebuild after a
+source-only change pays in the builder stage), and its binary is measured for size (debug info
+stripped, as shipped), user-space instructions per request (callgrind) and throughput (wrk,
+runs interleaved across the variants).
 """
 
 import os
@@ -14,17 +15,21 @@ import time
 
 import callgrind
 
-VARIANTS = [("fat", 1), ("fat", 16), ("thin", 1), ("thin", 16)]
+# (lto, codegen units, cargo features): the first is the baseline of the ratios.
+VARIANTS = [("fat", 1, ""), ("fat", 16, ""), ("thin", 1, ""), ("thin", 16, ""),
+            ("fat", 1, "mimalloc")]
 TRIPLE = "x86_64-unknown-linux-musl"
 
 
-def _cargo(lto, cgu, target_dir):
+def _cargo(lto, cgu, features, target_dir):
+    # mimalloc is C: Debian's musl-gcc compiles it for the musl target.
     env = dict(os.environ, CARGO_PROFILE_RELEASE_LTO=lto,
-               CARGO_PROFILE_RELEASE_CODEGEN_UNITS=str(cgu), CARGO_TARGET_DIR=target_dir)
+               CARGO_PROFILE_RELEASE_CODEGEN_UNITS=str(cgu), CARGO_TARGET_DIR=target_dir,
+               CC_x86_64_unknown_linux_musl="musl-gcc")
     t0 = time.monotonic()
     subprocess.run(["cargo", "auditable", "build", "--release", "--locked", "--target", TRIPLE,
-                    "--bin", "httpserver"], env=env, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, timeout=1800)
+                    "--bin", "httpserver", "--features", features], env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=1800)
     return time.monotonic() - t0
 
 
@@ -46,16 +51,16 @@ def study(make_server, wrk, rounds, runs, seconds):
     """Returns one dict per variant. `make_server(name, binary)` gives a bench Server; `wrk`
     and `rounds` are bench.py's."""
     results, servers = [], []
-    for lto, cgu in VARIANTS:
-        name = f"lto={lto}, codegen-units={cgu}"
+    for lto, cgu, features in VARIANTS:
+        name = f"lto={lto}, codegen-units={cgu}" + (f", {features}" if features else "")
         print(f"== {name}: cold build, warm rebuilds", file=sys.stderr, flush=True)
-        target_dir = os.path.abspath(f"target/lto-study/{lto}-{cgu}")
+        target_dir = os.path.abspath(f"target/lto-study/{lto}-{cgu}{features}")
         subprocess.run(["rm", "-rf", target_dir], check=True)
-        cold = _cargo(lto, cgu, target_dir)
+        cold = _cargo(lto, cgu, features, target_dir)
         warm = []
         for _ in range(2):
             os.utime("src/lib.rs")
-            warm.append(_cargo(lto, cgu, target_dir))
+            warm.append(_cargo(lto, cgu, features, target_dir))
         binary = os.path.join(target_dir, TRIPLE, "release", "httpserver")
         instr, _ = callgrind.per_request(f"{lto}{cgu}", [binary, "--listen", "127.0.0.1",
                                                          "--workers", "1"])

@@ -21,7 +21,7 @@ has lint && need shellcheck=shellcheck
 # iptables dockerd runs inside that namespace; stand-in bases (debootstrap); registry reads.
 has e2e && need slirp4netns=slirp4netns socat=socat iptables=iptables debootstrap=debootstrap skopeo=skopeo
 has attack && need slowhttptest=slowhttptest h2load=nghttp2-client
-has bench && need wrk=wrk go=golang-go taskset=util-linux h2load=nghttp2-client nginx=nginx-light valgrind=valgrind
+has bench && need wrk=wrk go=golang-go taskset=util-linux h2load=nghttp2-client nginx=nginx-light valgrind=valgrind musl-gcc=musl-tools
 has bench && [[ ! -d /usr/share/gocode/src/github.com/golang/glog ]] && apt_pkgs+=(golang-glog-dev)
 if ((${#apt_pkgs[@]})); then
   echo "installing Debian packages: ${apt_pkgs[*]}"

@@ -12,9 +12,17 @@ use httpserver::profiler::heap::Sampling;
 use httpserver::shutdown::Signals;
 use httpserver::{Config, Listeners, fd_limit, healthcheck, listener, profiler, telemetry};
 
-/// The system allocator with Go-style heap sampling (see profiler::heap).
+/// The system allocator (musl's, in the images) with Go-style heap sampling (see
+/// profiler::heap).
+#[cfg(not(feature = "mimalloc"))]
 #[global_allocator]
 static ALLOC: Sampling<std::alloc::System> = Sampling(std::alloc::System);
+
+/// mimalloc instead, for `make bench`'s allocator A/B only: it compiles C, which the images'
+/// cross builds do without.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOC: Sampling<mimalloc::MiMalloc> = Sampling(mimalloc::MiMalloc);
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {

@@ -37,7 +37,6 @@ pub fn builder(max_header_bytes: u32, t: &Timeouts) -> auto::Builder<TokioExecut
         .header_read_timeout(None)
         // A client that sends its request and then shuts its side (`nc -N`) still gets the answer.
         .half_close(true)
-        .writev(false)
         .max_buf_size(max_header_bytes as usize);
     builder
         .http2()
