@@ -462,16 +462,22 @@ def analysis(res):
     ours, nginx, go = res["httpserver"], res["nginx"], res["go"]
     k, u, t = ours["sys_per_req_us"], ours["user_per_req_us"], ours["cpu_per_req_us"]
     nk, nu = nginx["sys_per_req_us"], nginx["user_per_req_us"]
+    gt, target = go["cpu_per_req_us"], 1.6  # issue 9's target ratio against Go
     return f"""## What bounds the 64-connection figures (from this run)
 
 Every server runs on one core, so throughput there is 1 / (server CPU per request). The
 kernel's part is the loopback TCP read and write of each request and response (one `recvfrom`
-and one `write` per request for ours, the minimum without pipelining; the write also delivers
+and one `writev` per request for ours, the minimum without pipelining; the write also delivers
 into wrk's socket and wakes it): {k:.2f} us of ours ({k / t:.0%} of {t:.2f} us), {nk:.2f} us of
 nginx's, {go["sys_per_req_us"]:.2f} us of Go's. User space: ours {u:.2f} us, nginx {nu:.2f} us,
 Go {go["user_per_req_us"]:.2f} us. With the kernel's share fixed, even a server with no
 user-space cost at all would do at most {t / k:.2f}x our throughput here: what is left to win is
-our {u:.2f} us, against nginx's {nu:.2f} us."""
+our {u:.2f} us, against nginx's {nu:.2f} us.
+
+Against Go: its {gt:.2f} us per request make {go["rps64"]:,.0f} req/s. {target:.1f}x Go would
+need {gt / target:.2f} us per request in all, that is {gt / target - k:.2f} us of user space beside
+our kernel share; nginx itself, the practical limit here, does {nginx["rps64"] / go["rps64"]:.2f}x
+Go in this run, and ours {ours["rps64"] / go["rps64"]:.2f}x."""
 
 
 def callgrind_section(ours_binary):

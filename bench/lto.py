@@ -1,5 +1,6 @@
 """The release profile's trade-off, measured: link-time optimisation (fat, thin) x codegen units
-(1, 16), and the allocator (musl's malloc, shipped, against mimalloc). Each variant is built
+(1, 16), no LTO at all (`lto = "off"`, 16 units), and the allocator (musl's malloc, shipped,
+against mimalloc). Each variant is built
 from scratch in a target directory of its own (the cold build), then rebuilt after one source
 file changes with its dependencies built (the warm rebuild, what an image rebuild after a
 source-only change pays in the builder stage), and its binary is measured for size (debug info
@@ -12,11 +13,12 @@ import statistics
 import subprocess
 import sys
 import time
+import tomllib
 
 import callgrind
 
 # (lto, codegen units, cargo features): the first is the baseline of the ratios.
-VARIANTS = [("fat", 1, ""), ("fat", 16, ""), ("thin", 1, ""), ("thin", 16, ""),
+VARIANTS = [("fat", 1, ""), ("fat", 16, ""), ("thin", 1, ""), ("thin", 16, ""), ("off", 16, ""),
             ("fat", 1, "mimalloc")]
 TRIPLE = "x86_64-unknown-linux-musl"
 
@@ -64,7 +66,7 @@ def study(make_server, wrk, rounds, runs, seconds):
         binary = os.path.join(target_dir, TRIPLE, "release", "httpserver")
         instr, _ = callgrind.per_request(f"{lto}{cgu}", [binary, "--listen", "127.0.0.1",
                                                          "--workers", "1"])
-        results.append({"name": name, "cold": cold, "warm": statistics.median(warm),
+        results.append({"name": name, "variant": (lto, cgu, features), "cold": cold, "warm": statistics.median(warm),
                         "size": _stripped_size(binary), "instr": instr})
         servers.append(make_server(name, binary))
     for s in servers:
@@ -77,17 +79,28 @@ def study(make_server, wrk, rounds, runs, seconds):
         for s in servers:
             s.stop()
     for r in results:
-        r["rps"] = statistics.median(x[0] for x in by_name[r["name"]])
+        runs = by_name[r["name"]]
+        r["rps"] = statistics.median(x[0] for x in runs)
+        r["cpu_us"] = 1e6 * sum(sum(x[4]) for x in runs) / sum(x[3] for x in runs)
     return results
 
 
+def shipped():
+    """(lto, codegen units, features) of Cargo.toml's release profile: what the images ship."""
+    with open("Cargo.toml", "rb") as f:
+        release = tomllib.load(f)["profile"]["release"]
+    return str(release["lto"]), int(release["codegen-units"]), ""
+
+
 def table(results):
-    base = results[0]
+    base, ours = results[0], shipped()
     lines = ["| profile | cold build (s) | warm rebuild (s) | warm / cold | binary, stripped (bytes) "
-             "| instructions / request | req/s, 64 conns | req/s vs fat, 1 |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| instructions / request | server CPU / request (us) | req/s, 64 conns "
+             "| req/s vs fat, 1 |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
-        lines.append(f"| {r['name']} | {r['cold']:.0f} | {r['warm']:.1f} | "
-                     f"{r['warm'] / r['cold']:.0%} | {r['size']:,} | {r['instr']:,.0f} | "
+        name = r["name"] + (" **(shipped)**" if r["variant"] == ours else "")
+        lines.append(f"| {name} | {r['cold']:.0f} | {r['warm']:.1f} | "
+                     f"{r['warm'] / r['cold']:.0%} | {r['size']:,} | {r['instr']:,.0f} | {r['cpu_us']:.2f} | "
                      f"{r['rps']:,.0f} | {r['rps'] / base['rps']:.2f}x |")
     return "\n".join(lines)
