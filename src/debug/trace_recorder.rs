@@ -4,7 +4,9 @@
 //! is compact and bounded in bytes: once the document reaches its limit, further events are
 //! only counted, and the finished document is served as it is, without another copy.
 //!
-//! While no capture runs it costs one relaxed atomic load per debug-or-higher callsite.
+//! While no capture runs it costs one relaxed atomic load per debug-or-higher callsite. While
+//! one runs, fields are written escaped straight into the document, with no allocation per
+//! event: under full load every request is three events, and that cost is the capture's.
 
 use std::cell::Cell;
 use std::fmt::{self, Write as _};
@@ -92,8 +94,8 @@ impl TraceRecorder {
         }
     }
 
-    /// Appends one event, written by `write(doc, ts_us, tid)`.
-    fn record(&self, write: impl FnOnce(&mut Vec<u8>, f64, u64)) {
+    /// Appends one event, written by `write(doc, ts_ns, tid)`.
+    fn record(&self, write: impl FnOnce(&mut Vec<u8>, u64, u64)) {
         let mut guard = lock(&self.shared.recording);
         let Some(rec) = guard.as_mut() else { return };
         if rec.doc.len() >= rec.limit {
@@ -101,7 +103,7 @@ impl TraceRecorder {
             self.shared.accepting.store(false, Ordering::Release);
             return;
         }
-        let ts = rec.start.elapsed().as_secs_f64() * 1e6;
+        let ts = rec.start.elapsed().as_nanos() as u64;
         let tid = thread_id(rec);
         if rec.events > 0 {
             rec.doc.push(b',');
@@ -184,18 +186,85 @@ fn thread_id(rec: &mut Recording) -> u64 {
 
 /// A JSON string literal, escaped.
 fn json_str(out: &mut Vec<u8>, s: &str) {
-    let _ = serde_json::to_writer(out, s);
+    out.push(b'"');
+    escape(out, s);
+    out.push(b'"');
 }
 
-/// The common head of an event: phase, ids, time, name and category.
-fn event_head(out: &mut Vec<u8>, ph: &str, ts: f64, tid: u64, name: &str, cat: &str) {
-    let _ = write!(
-        out,
-        r#"{{"ph":"{ph}","pid":1,"tid":{tid},"ts":{ts:.3},"name":"#
-    );
-    json_str(out, name);
-    out.extend_from_slice(b",\"cat\":");
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
+/// The inside of a JSON string: `"`, `\` and control characters escaped, the rest as is.
+fn escape(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    // Almost every string needs nothing: one branch-free (vectorised) pass says so.
+    if !bytes.iter().fold(false, |any, &b| any | needs_escape(b)) {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    let mut plain = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if !needs_escape(b) {
+            continue;
+        }
+        out.extend_from_slice(&bytes[plain..i]);
+        match b {
+            b'"' | b'\\' => out.extend_from_slice(&[b'\\', b]),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            _ => {
+                let _ = write!(out, "\\u{b:04x}");
+            }
+        }
+        plain = i + 1;
+    }
+    out.extend_from_slice(&bytes[plain..]);
+}
+
+/// `write!` into the inside of a JSON string (Debug and Display values), escaped on the way.
+struct Escaped<'a>(&'a mut Vec<u8>);
+
+impl fmt::Write for Escaped<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        escape(self.0, s);
+        Ok(())
+    }
+}
+
+/// The common head of an event: phase, ids, time (microseconds) and category; the caller
+/// writes the name's value next.
+fn event_head(out: &mut Vec<u8>, ph: u8, ts_ns: u64, tid: u64, cat: &str) {
+    out.extend_from_slice(br#"{"ph":""#);
+    out.push(ph);
+    out.extend_from_slice(br#"","pid":1,"tid":"#);
+    push_u64(out, tid);
+    out.extend_from_slice(br#","ts":"#);
+    push_u64(out, ts_ns / 1000);
+    let frac = ts_ns % 1000;
+    out.extend_from_slice(&[
+        b'.',
+        b'0' + (frac / 100) as u8,
+        b'0' + (frac / 10 % 10) as u8,
+        b'0' + (frac % 10) as u8,
+    ]);
+    out.extend_from_slice(br#","cat":"#);
     json_str(out, cat);
+    out.extend_from_slice(br#","name":"#);
+}
+
+/// A number in decimal, without `fmt`'s machinery (three per event).
+fn push_u64(out: &mut Vec<u8>, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 impl<S> Layer<S> for TraceRecorder
@@ -204,16 +273,15 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let meta = attrs.metadata();
-        let mut args = Fields::default();
-        attrs.record(&mut args);
         self.record(|out, ts, tid| {
-            event_head(out, "b", ts, tid, meta.name(), meta.target());
-            let _ = write!(
-                out,
-                r#","id":"{:#x}","args":{{{}}}}}"#,
-                id.into_u64(),
-                args.json
-            );
+            event_head(out, b'b', ts, tid, meta.target());
+            json_str(out, meta.name());
+            // Decimal span ids: async slices pair by id, which any string spelling serves.
+            out.extend_from_slice(br#","id":""#);
+            push_u64(out, id.into_u64());
+            out.extend_from_slice(br#"","args":{"#);
+            attrs.record(&mut Fields::new(out));
+            out.extend_from_slice(b"}}");
         });
         if let Some(span) = ctx.span(id) {
             span.extensions_mut().insert(Recorded);
@@ -222,15 +290,18 @@ where
 
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         let meta = event.metadata();
-        let mut args = Fields::default();
-        event.record(&mut args);
-        let name = args
-            .message
-            .take()
-            .unwrap_or_else(|| meta.name().to_owned());
         self.record(|out, ts, tid| {
-            event_head(out, "i", ts, tid, &name, meta.target());
-            let _ = write!(out, r#","s":"t","args":{{{}}}}}"#, args.json);
+            event_head(out, b'i', ts, tid, meta.target());
+            // The message is the event's name; an event without one is named by its callsite.
+            out.push(b'"');
+            let mut message = Message { out, found: false };
+            event.record(&mut message);
+            if !message.found {
+                escape(out, meta.name());
+            }
+            out.extend_from_slice(br#"","s":"t","args":{"#);
+            event.record(&mut Fields::new(out));
+            out.extend_from_slice(b"}}");
         });
     }
 
@@ -241,8 +312,11 @@ where
         }
         let meta = span.metadata();
         self.record(|out, ts, tid| {
-            event_head(out, "e", ts, tid, meta.name(), meta.target());
-            let _ = write!(out, r#","id":"{:#x}"}}"#, id.into_u64());
+            event_head(out, b'e', ts, tid, meta.target());
+            json_str(out, meta.name());
+            out.extend_from_slice(br#","id":""#);
+            push_u64(out, id.into_u64());
+            out.extend_from_slice(br#""}"#);
         });
     }
 }
@@ -266,58 +340,87 @@ impl<S> Filter<S> for TraceRecorder {
     }
 }
 
-/// An event's or span's fields as the inside of a JSON object; `message` kept apart.
-#[derive(Default)]
-struct Fields {
-    json: String,
-    message: Option<String>,
+/// An event's or span's fields, but its message, as the members of a JSON object, written
+/// into the document.
+struct Fields<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
 }
 
-impl Fields {
-    fn key(&mut self, field: &Field) {
-        if !self.json.is_empty() {
-            self.json.push(',');
-        }
-        let _ = write!(self.json, "{:?}:", field.name());
+impl<'a> Fields<'a> {
+    fn new(out: &'a mut Vec<u8>) -> Self {
+        Fields { out, first: true }
     }
 
-    fn string(&mut self, field: &Field, value: String) {
+    /// Writes the member's key; false for the message, which is not a member.
+    fn key(&mut self, field: &Field) -> bool {
         if field.name() == "message" {
-            self.message = Some(value);
-            return;
+            return false;
         }
-        self.key(field);
-        self.json
-            .push_str(&serde_json::Value::String(value).to_string());
+        if !std::mem::take(&mut self.first) {
+            self.out.push(b',');
+        }
+        json_str(self.out, field.name());
+        self.out.push(b':');
+        true
+    }
+
+    fn number(&mut self, field: &Field, value: impl fmt::Display) {
+        if self.key(field) {
+            let _ = write!(self.out, "{value}");
+        }
     }
 }
 
-impl Visit for Fields {
+impl Visit for Fields<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.string(field, format!("{value:?}"));
+        if self.key(field) {
+            self.out.push(b'"');
+            let _ = write!(Escaped(self.out), "{value:?}");
+            self.out.push(b'"');
+        }
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.string(field, value.to_owned());
+        if self.key(field) {
+            json_str(self.out, value);
+        }
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.key(field);
-        let _ = write!(self.json, "{value}");
+        if self.key(field) {
+            push_u64(self.out, value);
+        }
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.key(field);
-        let _ = write!(self.json, "{value}");
+        self.number(field, value);
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.key(field);
-        let _ = write!(self.json, "{value}");
+        self.number(field, value);
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.key(field);
         match value.is_finite() {
-            true => {
-                let _ = write!(self.json, "{value}");
-            }
-            false => self.json.push_str("null"),
+            true => self.number(field, value),
+            false => self.number(field, "null"),
+        }
+    }
+}
+
+/// An event's message only, escaped into the inside of a JSON string.
+struct Message<'a> {
+    out: &'a mut Vec<u8>,
+    found: bool,
+}
+
+impl Visit for Message<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == "message" {
+            self.found = true;
+            let _ = write!(Escaped(self.out), "{value:?}");
+        }
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.found = true;
+            escape(self.out, value);
         }
     }
 }
@@ -346,6 +449,38 @@ mod tests {
             let events = doc["traceEvents"].as_array().unwrap();
             assert!(events.iter().any(|e| e["name"] == "served"));
             assert_eq!(doc["otherData"]["dropped_events"], done.dropped);
+        });
+    }
+
+    #[test]
+    fn fields_and_messages_round_trip_through_a_json_parser() {
+        let recorder = TraceRecorder::default();
+        let subscriber =
+            tracing_subscriber::registry().with(recorder.clone().with_filter(recorder.clone()));
+        let hostile = "a\"b\\c\nd\te\u{1}f\u{7f}g\u{e9}h\u{1F600}";
+        tracing::subscriber::with_default(subscriber, || {
+            let capture = recorder.start(1 << 20);
+            let span = tracing::debug_span!("request", path = %hostile, n = -3i64, x = 1.5f64);
+            let _e = span.enter();
+            tracing::debug!(s = hostile, d = ?hostile, inf = f64::INFINITY, "msg {hostile}");
+            tracing::debug!(flag = false);
+            let done = capture.finish();
+            let doc: serde_json::Value = serde_json::from_slice(&done.json).expect("valid JSON");
+            let events = doc["traceEvents"].as_array().unwrap();
+            let begin = events.iter().find(|e| e["ph"] == "b").unwrap();
+            assert_eq!(begin["name"], "request");
+            assert_eq!(begin["args"]["path"], hostile);
+            assert_eq!(begin["args"]["n"], -3);
+            assert_eq!(begin["args"]["x"], 1.5);
+            let msg = events.iter().find(|e| e["args"]["s"] == hostile).unwrap();
+            assert_eq!(msg["name"], format!("msg {hostile}"));
+            assert_eq!(msg["args"]["d"], format!("{hostile:?}"));
+            assert!(msg["args"]["inf"].is_null());
+            assert!(msg["args"].get("message").is_none());
+            let unnamed = events.iter().find(|e| e["args"]["flag"] == false).unwrap();
+            assert!(unnamed["name"].as_str().unwrap().starts_with("event "));
+            let ts: Vec<f64> = events.iter().filter_map(|e| e["ts"].as_f64()).collect();
+            assert!(ts.windows(2).all(|w| w[0] <= w[1]), "{ts:?}");
         });
     }
 }
