@@ -76,7 +76,8 @@ target "_release" {
   platforms = csv(RELEASE_PLATFORMS)
   output    = [REWRITE_TIMESTAMP ? "type=image,rewrite-timestamp=true" : "type=image"]
   attest = concat(
-    PROVENANCE ? ["type=provenance,mode=max"] : [],
+    // Off means off: with no provenance entry buildx still adds its min-mode provenance.
+    PROVENANCE ? ["type=provenance,mode=max"] : ["type=provenance,disabled=true"],
     SBOM ? [SBOM_GENERATOR == "" ? "type=sbom" : "type=sbom,generator=${SBOM_GENERATOR}"] : [],
   )
 }
