@@ -427,7 +427,10 @@ fn run_pprof(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> String {
-    let dir = std::env::temp_dir().join(format!("httpserver-pprof-{}", std::process::id()));
+    // One directory per call (tests run in parallel threads), removed with what pprof left.
+    static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("httpserver-pprof-{}-{call}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join(format!("{name}-{}.pb.gz", body.len()));
     std::fs::write(&file, body).unwrap();
@@ -440,7 +443,7 @@ fn run_pprof(
         .stdin(Stdio::null())
         .output()
         .expect("run `go tool pprof` (install golang-go: make deps)");
-    let _ = std::fs::remove_file(&file);
+    let _ = std::fs::remove_dir_all(&dir);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
