@@ -252,6 +252,16 @@ fn event_head(out: &mut Vec<u8>, ph: u8, ts_ns: u64, tid: u64, cat: &str) {
     out.extend_from_slice(br#","name":"#);
 }
 
+/// The head of a span's begin or end: the event head, the span's name and its id.
+fn span_head(out: &mut Vec<u8>, ph: u8, ts_ns: u64, tid: u64, meta: &Metadata<'_>, id: &Id) {
+    event_head(out, ph, ts_ns, tid, meta.target());
+    json_str(out, meta.name());
+    // Decimal span ids: async slices pair by id, which any string spelling serves.
+    out.extend_from_slice(br#","id":""#);
+    push_u64(out, id.into_u64());
+    out.push(b'"');
+}
+
 /// A number in decimal, without `fmt`'s machinery (three per event).
 fn push_u64(out: &mut Vec<u8>, mut v: u64) {
     let mut digits = [0u8; 20];
@@ -274,12 +284,8 @@ where
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let meta = attrs.metadata();
         self.record(|out, ts, tid| {
-            event_head(out, b'b', ts, tid, meta.target());
-            json_str(out, meta.name());
-            // Decimal span ids: async slices pair by id, which any string spelling serves.
-            out.extend_from_slice(br#","id":""#);
-            push_u64(out, id.into_u64());
-            out.extend_from_slice(br#"","args":{"#);
+            span_head(out, b'b', ts, tid, meta, id);
+            out.extend_from_slice(br#","args":{"#);
             attrs.record(&mut Fields::new(out));
             out.extend_from_slice(b"}}");
         });
@@ -312,11 +318,8 @@ where
         }
         let meta = span.metadata();
         self.record(|out, ts, tid| {
-            event_head(out, b'e', ts, tid, meta.target());
-            json_str(out, meta.name());
-            out.extend_from_slice(br#","id":""#);
-            push_u64(out, id.into_u64());
-            out.extend_from_slice(br#""}"#);
+            span_head(out, b'e', ts, tid, meta, &id);
+            out.push(b'}');
         });
     }
 }
