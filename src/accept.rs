@@ -40,6 +40,10 @@ impl Acceptor {
     /// Accepts on `listener` until the lifecycle stops accepting.
     pub async fn run(self: Arc<Self>, listener: TcpListener, shared: Shared) {
         let lifecycle = shared.lifecycle;
+        let _task = crate::tasks::register_fixed(
+            "httpserver::accept::Acceptor::run",
+            "accepting connections",
+        );
         let mut stopped = std::pin::pin!(lifecycle.accepting_stopped());
         loop {
             let accepted = tokio::select! {

@@ -67,6 +67,12 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub max_profile_seconds: u64,
 
+    /// CPU profiles and flame graphs that may be captured at once (each gets the samples of its
+    /// own window); beyond it a capture gets 503 with Retry-After.
+    #[arg(long, value_name = "N", default_value_t = 4, global = true,
+          value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub max_cpu_profiles: u16,
+
     /// Largest trace capture (/debug/pprof/trace), in bytes of JSON; events beyond it are
     /// counted as dropped.
     #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024 * 1024, global = true,

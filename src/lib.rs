@@ -6,7 +6,7 @@
 //! loops and the connection limit), `connection` (one connection's lifecycle and deadlines),
 //! `routes` (routing), `debug` (each /debug/pprof endpoint), `profiler` (CPU and heap sampling,
 //! pprof encoding), `lifecycle` (readiness, drain), `shutdown` (signals and the drain
-//! sequence), `fd_limit` (open files), `telemetry` (logs, traces).
+//! sequence), `tasks` (the registry /debug/pprof/goroutine reads), `fd_limit` (open files), `telemetry` (logs, traces).
 
 mod accept;
 pub mod config;
@@ -22,6 +22,7 @@ pub mod responses;
 pub mod routes;
 pub mod server;
 pub mod shutdown;
+pub mod tasks;
 pub mod telemetry;
 
 pub use server::{Config, Listeners, run};

@@ -54,6 +54,7 @@ pub async fn run(
             Limits {
                 max_seconds: s.max_profile_seconds,
                 max_trace_bytes: s.max_trace_bytes as usize,
+                max_cpu_profiles: usize::from(s.max_cpu_profiles),
             },
             config.trace_recorder.clone(),
         ),
@@ -85,6 +86,10 @@ pub async fn run(
     if let Some((listener, _)) = debug {
         tokio::spawn(acceptor.run(listener, shared(Endpoints::DebugOnly)));
     }
+    let _main = crate::tasks::register_fixed(
+        "httpserver::server::run",
+        "serving, waiting for SIGTERM or SIGINT",
+    );
     let plan = Plan {
         grace: s.shutdown_grace,
         drain_delay: s.drain_delay,
@@ -120,6 +125,7 @@ fn log_start(config: &Config, main: SocketAddr, debug: Option<SocketAddr>) {
         max_header_bytes = s.max_header_bytes,
         max_connections = config.max_connections,
         max_profile_seconds = s.max_profile_seconds,
+        max_cpu_profiles = s.max_cpu_profiles,
         max_trace_bytes = s.max_trace_bytes,
         heap_sample_rate = s.heap_sample_rate,
         log_format = %s.log_format,

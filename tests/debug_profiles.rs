@@ -141,37 +141,136 @@ fn heap_sampling_off_still_answers_a_valid_empty_profile() {
     assert!(p.comment.iter().any(|c| p.string(*c).contains("off")));
 }
 
+/// The stacks of a goroutine profile (innermost frame first, as names) with their counts.
+fn named_stacks(p: &Profile) -> Vec<(Vec<String>, i64)> {
+    let name_of = |loc: u64| {
+        let l = &p.location[loc as usize - 1];
+        let f = &p.function[l.line[0].function_id as usize - 1];
+        p.string(f.name).to_owned()
+    };
+    p.sample
+        .iter()
+        .map(|s| {
+            (
+                s.location_id.iter().map(|&l| name_of(l)).collect(),
+                s.value[0],
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn goroutine_lists_tasks_in_protobuf_and_in_go_text() {
     let srv = Server::start(&[]);
-    // Idle keep-alive connections: each is a task suspended in our connection code.
+    // Idle keep-alive connections: each is a connection task awaiting a request.
     let _idle: Vec<_> = (0..3).map(|_| common::connect(srv.addr)).collect();
     std::thread::sleep(std::time::Duration::from_millis(200));
     let r = get(srv.addr, "/debug/pprof/goroutine");
     assert_eq!(r.status, 200);
     let p = decode(&r.body);
     assert_eq!(sample_types(&p), ["goroutine/count"]);
-    let tasks: i64 = p.sample.iter().map(|s| s.value[0]).sum();
-    assert!(
-        tasks >= 4,
-        "{tasks} tasks (accept loop + 3 connections at least)"
+    let stacks = named_stacks(&p);
+    let count = |want: &[&str]| {
+        stacks
+            .iter()
+            .filter(|(s, _)| s == want)
+            .map(|(_, n)| n)
+            .sum::<i64>()
+    };
+    assert_eq!(
+        count(&[
+            "awaiting the first bytes",
+            "protocol not yet known",
+            "httpserver::connection::serve"
+        ]),
+        3,
+        "{stacks:?}"
     );
-    assert_symbolizable(&p, "goroutine");
-    common::pprof_reads(&r.body, "goroutine");
+    // The scrape's own connection is handling its request.
+    assert_eq!(
+        count(&[
+            "handling a request",
+            "HTTP/1.1",
+            "httpserver::connection::serve"
+        ]),
+        1,
+        "{stacks:?}"
+    );
+    assert_eq!(
+        count(&["accepting connections", "httpserver::accept::Acceptor::run"]),
+        1
+    );
+    assert_eq!(
+        count(&[
+            "serving, waiting for SIGTERM or SIGINT",
+            "httpserver::server::run"
+        ]),
+        1
+    );
+    // One sample per distinct stack, and go tool pprof reads it.
+    let mut distinct: Vec<_> = stacks.iter().map(|(s, _)| s).collect();
+    distinct.dedup();
+    assert_eq!(distinct.len(), stacks.len(), "{stacks:?}");
+    let top = common::pprof_reads(&r.body, "goroutine");
+    assert!(top.contains("awaiting the first bytes"), "{top}");
 
+    // 6 tasks, or 7 while the previous scrape's connection is still ending.
     let text = get(srv.addr, "/debug/pprof/goroutine?debug=1").text();
-    assert!(text.starts_with("goroutine profile: total "), "{text}");
-    assert!(text.contains("httpserver::"), "{text}");
+    let total = |s: &str| -> usize { s.split_whitespace().next().unwrap().parse().unwrap() };
+    let n = total(text.strip_prefix("goroutine profile: total ").expect(&text));
+    assert!((6..=7).contains(&n), "{text}");
+    assert!(
+        text.contains("\n3 @\n#\tawaiting the first bytes\n"),
+        "{text}"
+    );
     assert!(text.contains("# OS threads: "), "{text}");
     let per_task = get(srv.addr, "/debug/pprof/goroutine?debug=2").text();
-    assert!(
-        per_task.matches("\ntask ").count() + usize::from(per_task.starts_with("task ")) >= 4,
+    assert_eq!(
+        per_task.matches("[awaiting the first bytes, ").count(),
+        3,
         "{per_task}"
     );
-    assert!(
-        per_task.contains("httpserver-worker") || per_task.contains("# thread "),
-        "{per_task}"
+    assert!(per_task.contains("# thread "), "{per_task}");
+    // The index shows the same count.
+    let html = get(srv.addr, "/debug/pprof/").text();
+    let n = total(
+        html.split("<tr><td>")
+            .find(|r| r.contains("href=\"goroutine\""))
+            .unwrap()
+            .split('<')
+            .next()
+            .unwrap(),
     );
+    assert!((6..=7).contains(&n), "{html}");
+}
+
+#[test]
+fn goroutine_delta_counts_what_changed_over_the_window() {
+    let srv = Server::start(&[]);
+    let addr = srv.addr;
+    let scrape = std::thread::spawn(move || get(addr, "/debug/pprof/goroutine?seconds=2"));
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let _new: Vec<_> = (0..2).map(|_| common::connect(srv.addr)).collect();
+    let r = scrape.join().unwrap();
+    assert_eq!(r.status, 200);
+    let p = decode(&r.body);
+    assert_eq!(p.duration_nanos, 2_000_000_000);
+    let stacks = named_stacks(&p);
+    assert_eq!(
+        stacks,
+        [(
+            vec![
+                "awaiting the first bytes".to_owned(),
+                "protocol not yet known".to_owned(),
+                "httpserver::connection::serve".to_owned()
+            ],
+            2
+        )]
+    );
+    // Go's rule: a delta is protobuf only.
+    let r = get(srv.addr, "/debug/pprof/goroutine?seconds=1&debug=1");
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("incompatible"), "{}", r.text());
 }
 
 #[test]
@@ -200,13 +299,37 @@ fn threadcreate_and_cmdline() {
 }
 
 #[test]
-fn block_and_mutex_say_why_they_are_not_available() {
+fn block_and_mutex_answer_valid_empty_profiles_like_go() {
     let srv = Server::start(&[]);
     for name in ["block", "mutex"] {
         let r = get(srv.addr, &format!("/debug/pprof/{name}"));
-        assert_eq!(r.status, 404, "{name}");
-        assert!(r.text().contains("Not available"), "{}", r.text());
-        assert_eq!(r.text().lines().count(), 1);
+        assert_eq!(r.status, 200, "{name}");
+        assert_eq!(
+            r.header("content-disposition"),
+            Some(format!("attachment; filename=\"{name}\"").as_str())
+        );
+        let p = decode(&r.body);
+        assert_eq!(sample_types(&p), ["contentions/count", "delay/nanoseconds"]);
+        assert!(p.sample.is_empty());
+        assert!(
+            p.comment
+                .iter()
+                .any(|c| p.string(*c).contains("always empty"))
+        );
+        common::pprof_reads(&r.body, name);
+        let text = get(srv.addr, &format!("/debug/pprof/{name}?debug=1")).text();
+        assert!(
+            text.starts_with("--- contention:\ncycles/second="),
+            "{text}"
+        );
+        let t = std::time::Instant::now();
+        let r = get(srv.addr, &format!("/debug/pprof/{name}?seconds=1"));
+        assert_eq!(r.status, 200);
+        assert!(
+            t.elapsed() >= std::time::Duration::from_secs(1),
+            "a delta waits its window"
+        );
+        assert_eq!(decode(&r.body).duration_nanos, 1_000_000_000);
     }
 }
 
@@ -230,11 +353,12 @@ fn index_lists_every_profile_with_its_count_and_command() {
         assert!(html.contains(&format!("href=\"{name}\"")), "{name} missing");
     }
     assert!(html.contains("go tool pprof -top &#39;http://"), "{html}");
-    // Counts beside goroutine and threadcreate, "n/a" beside block and mutex.
+    // Counts beside goroutine and threadcreate, 0 beside block and mutex (always empty).
     assert!(
-        html.contains("<tr><td>n/a</td><td><a href=\"block\">"),
+        html.contains("<tr><td>0</td><td><a href=\"block\">"),
         "{html}"
     );
+    assert!(html.contains("always empty: Rust has no runtime"), "{html}");
     let threads = std::fs::read_dir(format!("/proc/{}/task", srv.child.id()))
         .unwrap()
         .count();

@@ -22,34 +22,55 @@ fn seconds_must_be_a_positive_integer_within_the_maximum() {
 }
 
 #[test]
-fn one_capture_at_a_time() {
+fn cpu_captures_overlap_up_to_the_bound_then_503_with_retry_after() {
+    let srv = Server::start(&["--max-cpu-profiles", "3"]);
+    let addr = srv.addr;
+    // Three at once, each of its own length, as two scrapers and a person would.
+    let long = thread::spawn(move || get(addr, "/debug/pprof/profile?seconds=3"));
+    srv.wait_for_log("CPU profile started");
+    let t = std::time::Instant::now();
+    let short = thread::spawn(move || get(addr, "/debug/pprof/profile?seconds=1"));
+    let flame = thread::spawn(move || get(addr, "/debug/pprof/flamegraph?seconds=2"));
+    thread::sleep(Duration::from_millis(300));
+    // The fourth is over the bound: refused at once, told when to come back.
+    let r = get(srv.addr, "/debug/pprof/profile?seconds=1");
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.text().contains("--max-cpu-profiles"), "{}", r.text());
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=3).contains(&retry), "retry-after {retry}");
+    let short = short.join().unwrap();
+    assert_eq!(short.status, 200);
+    assert!(
+        t.elapsed() < Duration::from_millis(2500),
+        "the short one ended on its own time"
+    );
+    let p = common::decode(&short.body);
+    assert!(p.duration_nanos >= 1_000_000_000 && p.duration_nanos < 2_000_000_000);
+    assert_eq!(flame.join().unwrap().status, 200);
+    let long = long.join().unwrap();
+    assert_eq!(long.status, 200);
+    assert!(common::decode(&long.body).duration_nanos >= 3_000_000_000);
+    // Every slot is free again.
+    assert_eq!(get(srv.addr, "/debug/pprof/profile?seconds=1").status, 200);
+}
+
+#[test]
+fn one_trace_at_a_time_then_503_with_retry_after() {
     let srv = Server::start(&[]);
     let addr = srv.addr;
-    let first = thread::spawn(move || get(addr, "/debug/pprof/profile?seconds=2"));
-    srv.wait_for_log("CPU profile started");
-    for path in ["profile", "flamegraph", "trace"] {
-        let t = std::time::Instant::now();
-        let r = get(srv.addr, &format!("/debug/pprof/{path}?seconds=1"));
-        assert_eq!(r.status, 409, "{path}");
-        assert!(r.text().contains("one runs at a time"), "{}", r.text());
-        assert!(
-            t.elapsed() < Duration::from_secs(1),
-            "409 must come at once"
-        );
-    }
+    let first = thread::spawn(move || get(addr, "/debug/pprof/trace?seconds=2"));
+    srv.wait_for_log("trace capture started");
+    let t = std::time::Instant::now();
+    let r = get(srv.addr, "/debug/pprof/trace?seconds=1");
+    assert_eq!(r.status, 503);
+    assert!(t.elapsed() < Duration::from_secs(1), "refused at once");
+    assert!(r.header("retry-after").is_some());
+    // A CPU capture is not held up by the trace.
+    assert_eq!(get(srv.addr, "/debug/pprof/profile?seconds=1").status, 200);
     let r = first.join().unwrap();
     assert_eq!(r.status, 200);
-    assert_eq!(r.header("content-type"), Some("application/octet-stream"));
-    assert!(
-        r.header("content-disposition")
-            .unwrap()
-            .starts_with("attachment")
-    );
-    // The slot is free again.
-    assert_eq!(
-        get(srv.addr, "/debug/pprof/flamegraph?seconds=1").status,
-        200
-    );
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(get(srv.addr, "/debug/pprof/trace?seconds=1").status, 200);
 }
 
 #[test]

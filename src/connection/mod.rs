@@ -58,6 +58,7 @@ pub async fn serve(
     let accepted = Instant::now();
     let _ = stream.set_nodelay(true);
     let state = Arc::new(ConnState::default());
+    let _task = crate::tasks::register("httpserver::connection::serve", state.clone());
     let io = TokioIo::new(WatchedIo::new(stream, state.clone()));
     let service = {
         let state = state.clone();

@@ -95,6 +95,30 @@ impl ConnState {
     }
 }
 
+/// What /debug/pprof/goroutine shows of a connection: its protocol and what it waits for.
+impl crate::tasks::Activity for ConnState {
+    fn now(&self) -> (Option<&'static str>, &'static str) {
+        let protocol = match self.protocol() {
+            Protocol::Unknown => "protocol not yet known",
+            Protocol::Http1 => "HTTP/1.1",
+            Protocol::Http2 => "HTTP/2",
+        };
+        let r = self.requests();
+        let state = if r.handling() > 0 {
+            "handling a request"
+        } else if r.in_flight() > 0 && self.write_blocked() {
+            "writing a response the client does not read"
+        } else if r.in_flight() > 0 {
+            "writing a response"
+        } else if self.reads() == 0 {
+            "awaiting the first bytes"
+        } else {
+            "awaiting a request"
+        };
+        (Some(protocol), state)
+    }
+}
+
 /// One request, from the handler's call until its response is handed to the socket (or the
 /// request is dropped). Counted on its connection and process-wide.
 pub struct RequestGuard {

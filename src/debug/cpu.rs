@@ -1,5 +1,7 @@
-//! `/debug/pprof/profile` (pprof protobuf, as Go's) and `/debug/pprof/flamegraph` (SVG): one
-//! CPU capture of the whole process, sampled at 100 Hz like Go's.
+//! `/debug/pprof/profile` (pprof protobuf, as Go's) and `/debug/pprof/flamegraph` (SVG): a
+//! CPU capture of the whole process, sampled at 100 Hz like Go's. Captures overlap (two
+//! scrapers and a person at once): each gets the samples of its own window, up to
+//! `--max-cpu-profiles` at once, then 503 with Retry-After.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -38,10 +40,11 @@ pub async fn flamegraph(debug: &Debug, query: &str) -> Response<Body> {
 async fn capture(debug: &Debug, query: &str) -> Result<CpuProfile, Response<Body>> {
     let seconds =
         params::seconds(query, debug.limits.max_seconds).map_err(|m| params::bad_request(&m))?;
-    let _slot = debug.capture_slot()?;
+    let _slot = debug.cpu_slots.take(Duration::from_secs(seconds))?;
     let sampler = CpuSampler::start(SAMPLE_HZ)
         .map_err(|e| super::internal_error("could not start the CPU profiler", &e))?;
-    tracing::info!(seconds, "CPU profile started");
+    let running = debug.cpu_slots.in_use();
+    tracing::info!(seconds, running, "CPU profile started");
     // A client that goes away drops this future, and with it the sampler (which stops).
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     Ok(sampler.stop())
@@ -68,6 +71,12 @@ pub fn to_pprof(p: &CpuProfile) -> Profile {
         b.comment(&format!(
             "{} samples not recorded: the unwinder was walking a heap sample",
             p.busy
+        ));
+    }
+    if p.concurrent > 0 {
+        b.comment(&format!(
+            "{} samples not recorded: another thread's sample was being walked",
+            p.concurrent
         ));
     }
     b.build()

@@ -33,7 +33,7 @@ pub async fn profile(debug: &Debug, kind: Kind, query: &str) -> Response<Body> {
         Ok(n) => n,
         Err(m) => return params::bad_request(&m),
     };
-    let seconds = match params::optional_seconds(query, debug.limits.max_seconds) {
+    let seconds = match params::delta_seconds(query, debug.limits.max_seconds, level) {
         Ok(s) => s,
         Err(m) => return params::bad_request(&m),
     };

@@ -1,13 +1,15 @@
 //! `/debug/pprof/`: every endpoint with its current count where it has one (as Go's index
-//! shows), what it is, and the command to read it; and the answer for Go's profiles that have
-//! no Rust counterpart.
+//! shows), what it is, and the command to read it.
 
 use crate::request_body::RequestBody;
 use hyper::{Request, Response, StatusCode};
 
+use super::Debug;
+use super::contention::WHY_EMPTY;
 use super::process::threads;
 use crate::profiler::heap;
 use crate::responses::{self, Body};
+use crate::tasks;
 
 struct Entry {
     name: &'static str,
@@ -24,8 +26,8 @@ const ENTRIES: &[Entry] = &[
     },
     Entry {
         name: "block",
-        what: "Not available: Rust has no runtime that records where threads block on synchronization.",
-        command: "",
+        what: "Go's block profile (contentions, delay), {why_empty}.",
+        command: "go tool pprof -raw 'http://{host}/debug/pprof/block'",
     },
     Entry {
         name: "cmdline",
@@ -39,22 +41,22 @@ const ENTRIES: &[Entry] = &[
     },
     Entry {
         name: "goroutine",
-        what: "Every async task and where it is suspended (tokio's task dump), plus the OS threads. ?debug=1 per distinct stack, ?debug=2 per task.",
+        what: "The server's tasks (accept loops, connections, the main task) and the state each is in, plus the OS threads. ?debug=1 per distinct stack, ?debug=2 per task, ?seconds=N for the change.",
         command: "curl 'http://{host}/debug/pprof/goroutine?debug=1'",
     },
     Entry {
         name: "heap",
-        what: "Sampled live heap (inuse_space by default; also inuse_objects, alloc_*), one sample per 512 KiB allocated on average. ?debug=1 for text; ?gc=1 accepted and ignored.",
+        what: "Sampled live heap (inuse_space by default; also inuse_objects, alloc_*), one sample per {heap_rate} bytes allocated on average (--heap-sample-rate). ?debug=1 for text, ?seconds=N for a delta; ?gc=1 accepted and ignored.",
         command: "go tool pprof -top 'http://{host}/debug/pprof/heap'",
     },
     Entry {
         name: "mutex",
-        what: "Not available: Rust has no runtime that records lock contention.",
-        command: "",
+        what: "Go's mutex profile (contentions, delay), {why_empty}.",
+        command: "go tool pprof -raw 'http://{host}/debug/pprof/mutex'",
     },
     Entry {
         name: "profile",
-        what: "CPU profile of the whole process, 100 Hz. ?seconds=N (default 30).",
+        what: "CPU profile of the whole process, 100 Hz. ?seconds=N (default 30). Captures overlap, each with its own window, up to {max_cpu} at once (--max-cpu-profiles, shared with flamegraph).",
         command: "go tool pprof -top 'http://{host}/debug/pprof/profile?seconds=10'",
     },
     Entry {
@@ -64,12 +66,12 @@ const ENTRIES: &[Entry] = &[
     },
     Entry {
         name: "threadcreate",
-        what: "The process's OS threads by name (Rust keeps no creation stacks). ?debug=1 for text.",
+        what: "The process's OS threads by name (Rust keeps no creation stacks). ?debug=1 for text, ?seconds=N for the change.",
         command: "curl 'http://{host}/debug/pprof/threadcreate?debug=1'",
     },
     Entry {
         name: "trace",
-        what: "Tracing spans and events (every request) as Chrome Trace Event JSON for Perfetto, bounded by --max-trace-bytes. ?seconds=N.",
+        what: "Tracing spans and events (every request) as Chrome Trace Event JSON for Perfetto, bounded by --max-trace-bytes. ?seconds=N. One capture at a time.",
         command: "curl -o trace.json 'http://{host}/debug/pprof/trace?seconds=5'",
     },
 ];
@@ -78,32 +80,19 @@ pub fn is_endpoint(name: &str) -> bool {
     ENTRIES.iter().any(|e| e.name == name)
 }
 
-/// Go's block and mutex profiles have no Rust counterpart.
-pub fn unavailable(name: &str) -> Response<Body> {
-    let why = ENTRIES
-        .iter()
-        .find(|e| e.name == name)
-        .map_or("", |e| e.what);
-    responses::error(StatusCode::NOT_FOUND, &format!("{name} profile: {why}"))
-}
-
 /// The count Go's index shows beside each profile.
 fn count(name: &str) -> Option<String> {
     Some(match name {
         "heap" => heap::live_samples().to_string(),
         "allocs" => heap::stack_count().to_string(),
-        "goroutine" => tokio::runtime::Handle::try_current()
-            .ok()?
-            .metrics()
-            .num_alive_tasks()
-            .to_string(),
+        "goroutine" => tasks::count().to_string(),
         "threadcreate" => threads().len().to_string(),
-        "block" | "mutex" => "n/a".to_owned(),
+        "block" | "mutex" => "0".to_owned(),
         _ => return None,
     })
 }
 
-pub fn page(req: &Request<RequestBody>) -> Response<Body> {
+pub fn page(debug: &Debug, req: &Request<RequestBody>) -> Response<Body> {
     let host = req
         .headers()
         .get(hyper::header::HOST)
@@ -112,15 +101,20 @@ pub fn page(req: &Request<RequestBody>) -> Response<Body> {
         .unwrap_or("localhost");
     let host = html_escape(host);
     let mut html = String::from(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>/debug/pprof/</title></head>\n<body>\n<h1>/debug/pprof/</h1>\n<p>Types of profiles available. One capture (profile, flamegraph or trace) runs at a time. Profiles are gzipped pprof protobuf (go tool pprof, pprof) unless ?debug=1.</p>\n<table>\n<tr><th>count</th><th>profile</th><th>what</th><th>use it</th></tr>\n",
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>/debug/pprof/</title></head>\n<body>\n<h1>/debug/pprof/</h1>\n<p>Types of profiles available. Profiles are gzipped pprof protobuf (go tool pprof, pprof) unless ?debug=1.</p>\n<table>\n<tr><th>count</th><th>profile</th><th>what</th><th>use it</th></tr>\n",
     );
     for e in ENTRIES {
         let count = count(e.name).unwrap_or_default();
         let cmd = html_escape(&e.command.replace("{host}", "\u{0}")).replace('\u{0}', &host);
+        let what = e
+            .what
+            .replace("{why_empty}", WHY_EMPTY)
+            .replace("{heap_rate}", &heap::rate().to_string())
+            .replace("{max_cpu}", &debug.cpu_slots.max().to_string());
         html.push_str(&format!(
             "<tr><td>{count}</td><td><a href=\"{name}\">{name}</a></td><td>{what}</td><td><code>{cmd}</code></td></tr>\n",
             name = e.name,
-            what = html_escape(e.what),
+            what = html_escape(&what),
         ));
     }
     html.push_str(

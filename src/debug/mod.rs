@@ -1,26 +1,26 @@
 //! `/debug/pprof/*`: Go's net/http/pprof surface. This file routes; each endpoint family has
 //! its own module. Every endpoint works with no writable filesystem (profiles are built in
-//! memory), and at most one capture (CPU profile, flame graph, trace) runs at a time.
+//! memory). CPU captures (profile, flame graph) overlap up to `--max-cpu-profiles`, each
+//! with the samples of its own window; trace captures run one at a time (see `trace`).
 //!
 //! Helpers here return `Result<T, Response>`: the error is the HTTP answer itself, built once
 //! per request, so its size does not matter.
 #![allow(clippy::result_large_err)]
 
+mod contention;
 mod cpu;
+mod goroutine;
 mod heap;
 mod index;
 mod params;
 mod process;
+mod slots;
 mod symbol;
-mod tasks;
 mod trace;
 pub mod trace_recorder;
 
-use std::sync::Arc;
-
 use crate::request_body::RequestBody;
 use hyper::{Method, Request, Response, StatusCode};
-use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::responses::{self, Body};
 use trace_recorder::TraceRecorder;
@@ -32,22 +32,23 @@ pub struct Limits {
     pub max_seconds: u64,
     /// Largest trace capture, in bytes of JSON.
     pub max_trace_bytes: usize,
+    /// CPU captures (profile, flame graph) that may run at once.
+    pub max_cpu_profiles: usize,
 }
 
 pub struct Debug {
     limits: Limits,
-    capture: Arc<Mutex<()>>,
+    cpu_slots: slots::Slots,
+    trace_slot: slots::Slots,
     recorder: TraceRecorder,
 }
-
-/// The one capture slot (CPU profile, flame graph or trace), held for the capture's length.
-type CaptureSlot = OwnedMutexGuard<()>;
 
 impl Debug {
     pub fn new(limits: Limits, recorder: TraceRecorder) -> Self {
         Self {
             limits,
-            capture: Arc::new(Mutex::new(())),
+            cpu_slots: slots::Slots::new("CPU", "--max-cpu-profiles", limits.max_cpu_profiles),
+            trace_slot: slots::Slots::new("trace", "one at a time", 1),
             recorder,
         }
     }
@@ -63,15 +64,20 @@ impl Debug {
         let get = matches!(*req.method(), Method::GET | Method::HEAD);
         match (name.as_str(), get) {
             ("", _) => responses::redirect("/debug/pprof/"),
-            ("/", true) => index::page(&req),
+            ("/", true) => index::page(self, &req),
             ("/profile", true) => cpu::profile(self, &query).await,
             ("/flamegraph", true) => cpu::flamegraph(self, &query).await,
             ("/heap", true) => heap::profile(self, heap::Kind::Heap, &query).await,
             ("/allocs", true) => heap::profile(self, heap::Kind::Allocs, &query).await,
-            ("/goroutine", true) => tasks::goroutine(&query).await,
-            ("/threadcreate", true) => process::threadcreate(&query).await,
+            ("/goroutine", true) => goroutine::goroutine(&query, self.limits.max_seconds).await,
+            ("/threadcreate", true) => process::threadcreate(&query, self.limits.max_seconds).await,
             ("/cmdline", true) => process::cmdline(),
-            ("/block" | "/mutex", true) => index::unavailable(&name[1..]),
+            ("/block", true) => {
+                contention::profile(contention::Kind::Block, &query, self.limits.max_seconds).await
+            }
+            ("/mutex", true) => {
+                contention::profile(contention::Kind::Mutex, &query, self.limits.max_seconds).await
+            }
             ("/trace", true) => trace::capture(self, &query).await,
             ("/symbol", _) => symbol::handle(req).await,
             (other, false) if index::is_endpoint(&other[1..]) => {
@@ -79,16 +85,6 @@ impl Debug {
             }
             _ => responses::not_found(),
         }
-    }
-
-    /// Takes the capture slot, or answers 409 when another capture runs.
-    fn capture_slot(&self) -> Result<CaptureSlot, Response<Body>> {
-        self.capture.clone().try_lock_owned().map_err(|_| {
-            responses::error(
-                StatusCode::CONFLICT,
-                "another profile, flame graph or trace capture is running; only one runs at a time, retry when it ends",
-            )
-        })
     }
 }
 

@@ -35,6 +35,19 @@ pub fn optional_seconds(query: &str, max: u64) -> Result<Option<u64>, String> {
     }
 }
 
+/// `seconds=N` on a snapshot profile (heap, allocs, goroutine, block, mutex, threadcreate):
+/// Go's delta over N seconds, which it serves only as protobuf (`debug=0`), as here.
+pub fn delta_seconds(query: &str, max: u64, level: u8) -> Result<Option<u64>, String> {
+    let seconds = optional_seconds(query, max)?;
+    if seconds.is_some() && level != 0 {
+        return Err(
+            "seconds and debug params are incompatible: a delta profile is protobuf only (debug=0)"
+                .into(),
+        );
+    }
+    Ok(seconds)
+}
+
 /// `debug=N`: 0 (pprof protobuf, the default) up to `max` (text forms).
 pub fn debug(query: &str, max: u8) -> Result<u8, String> {
     match value(query, "debug") {
@@ -59,9 +72,30 @@ pub fn protobuf(name: &'static str, gz: Vec<u8>) -> Response<Body> {
         "heap" => "attachment; filename=\"heap\"",
         "allocs" => "attachment; filename=\"allocs\"",
         "goroutine" => "attachment; filename=\"goroutine\"",
+        "block" => "attachment; filename=\"block\"",
+        "mutex" => "attachment; filename=\"mutex\"",
         _ => "attachment; filename=\"threadcreate\"",
     };
     responses::attachment(gz, "application/octet-stream", disposition)
+}
+
+/// Go's `?seconds=N` on a snapshot profile: one snapshot now, one N seconds later, and what
+/// changed in between (`end - start` per key; keys whose count did not change are left out).
+pub async fn delta_counts<K: Ord>(
+    seconds: Option<u64>,
+    take: impl Fn() -> std::collections::BTreeMap<K, i64>,
+) -> std::collections::BTreeMap<K, i64> {
+    let Some(s) = seconds else {
+        return take();
+    };
+    let start = take();
+    tokio::time::sleep(std::time::Duration::from_secs(s)).await;
+    let mut end = take();
+    for (k, n) in start {
+        *end.entry(k).or_insert(0) -= n;
+    }
+    end.retain(|_, n| *n != 0);
+    end
 }
 
 #[cfg(test)]
@@ -84,6 +118,13 @@ mod tests {
             assert!(seconds(bad, 300).is_err(), "{bad}");
         }
         assert_eq!(optional_seconds("gc=1", 300), Ok(None));
+    }
+
+    #[test]
+    fn delta_is_protobuf_only() {
+        assert_eq!(delta_seconds("seconds=2", 300, 0), Ok(Some(2)));
+        assert_eq!(delta_seconds("debug=1", 300, 1), Ok(None));
+        assert!(delta_seconds("seconds=2&debug=1", 300, 1).is_err());
     }
 
     #[test]

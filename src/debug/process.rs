@@ -44,13 +44,15 @@ pub fn threads() -> Vec<Thread> {
     all
 }
 
-pub async fn threadcreate(query: &str) -> Response<Body> {
-    let level = match params::debug(query, 1) {
-        Ok(n) => n,
+pub async fn threadcreate(query: &str, max_seconds: u64) -> Response<Body> {
+    let (level, seconds) = match params::debug(query, 1)
+        .and_then(|level| Ok((level, params::delta_seconds(query, max_seconds, level)?)))
+    {
+        Ok(v) => v,
         Err(m) => return params::bad_request(&m),
     };
-    let threads = threads();
     if level > 0 {
+        let threads = threads();
         let mut out = format!("threadcreate profile: total {}\n", threads.len());
         for t in &threads {
             out.push_str(&format!(
@@ -60,14 +62,25 @@ pub async fn threadcreate(query: &str) -> Response<Body> {
         }
         return responses::text(StatusCode::OK, out);
     }
-    // One sample per thread, under a one-frame stack named after the thread.
+    // One sample per thread, under a one-frame stack named after the thread; as a delta, +1
+    // for a thread that started in the window and -1 for one that ended.
+    let by_thread = params::delta_counts(seconds, || {
+        threads()
+            .into_iter()
+            .map(|t| ((t.name, t.tid), 1))
+            .collect()
+    })
+    .await;
     let mut b = Builder::new(&[("threadcreate", "count")], ("threadcreate", "count", 1));
-    for t in &threads {
+    for ((name, tid), n) in &by_thread {
         b.named_sample(
-            &format!("thread {}", t.name),
-            1,
-            &[("tid", &t.tid.to_string())],
+            &[&format!("thread {name}")],
+            *n,
+            &[("tid", &tid.to_string())],
         );
+    }
+    if let Some(s) = seconds {
+        b.duration(std::time::Duration::from_secs(s));
     }
     params::protobuf("threadcreate", b.build().to_gzip())
 }

@@ -1,9 +1,12 @@
 //! The CPU sampler: a SIGPROF interval timer on the process's CPU time (as Go's profiler
-//! uses), a handler that walks the interrupted stack and counts it in a table allocated up
-//! front. Nothing is written to the filesystem and nothing outlives the capture: the table is
-//! freed when it ends, so repeated captures do not grow the process.
+//! uses), a handler that walks the interrupted stack once and counts it in the table of every
+//! open capture window. Several captures overlap (two continuous profilers and a person at
+//! once): the first window arms the timer, the last one disarms it, and each window holds the
+//! samples taken while it was open. Tables are allocated up front and freed when their window
+//! closes; nothing is written to the filesystem.
 
-use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use super::stacks::StackTable;
@@ -12,12 +15,20 @@ use super::unwind::{self, Stack};
 /// Distinct stacks kept per capture (about 0.5 KiB each).
 const TABLE_SLOTS: usize = 2048;
 
-/// The table the handler fills, null when no capture runs.
-static TABLE: AtomicPtr<StackTable> = AtomicPtr::new(std::ptr::null_mut());
-/// Held by the handler while it uses TABLE (and by `stop` to take it away).
+/// Most windows open at once (the debug endpoints bound captures lower, by a flag).
+pub const MAX_WINDOWS: usize = 16;
+
+/// The open windows' tables, null where a window is free.
+static WINDOWS: [AtomicPtr<StackTable>; MAX_WINDOWS] =
+    [const { AtomicPtr::new(std::ptr::null_mut()) }; MAX_WINDOWS];
+/// Held by the handler while it uses WINDOWS (and waited out by `finish` after taking one).
 static IN_HANDLER: AtomicBool = AtomicBool::new(false);
-/// Signals that found the unwinder busy.
-static BUSY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Samples that found the unwinder busy (a heap sample being walked), ever.
+static LOST_UNWINDER_BUSY: AtomicU64 = AtomicU64::new(0);
+/// Samples raised while another thread's handler was running, ever.
+static LOST_CONCURRENT: AtomicU64 = AtomicU64::new(0);
+/// Open windows, and the period the timer runs at; changed only under this lock.
+static OPEN: Mutex<(usize, Duration)> = Mutex::new((0, Duration::ZERO));
 
 /// A finished capture.
 pub struct CpuProfile {
@@ -28,65 +39,92 @@ pub struct CpuProfile {
     pub dropped: u64,
     /// Samples lost because the unwinder was busy (a heap sample being walked).
     pub busy: u64,
+    /// Samples lost because another thread's sample was being walked at that moment.
+    pub concurrent: u64,
 }
 
-/// A running capture; `stop` ends it, and so does dropping it (a client that went away), so
-/// the timer never outlives the capture. Only one runs at a time (the caller serialises).
+/// An open capture window; `stop` closes it, and so does dropping it (a client that went
+/// away), so the timer never outlives the last window.
 pub struct CpuSampler {
+    slot: usize,
     started: Instant,
     period: Duration,
+    lost_at_start: (u64, u64),
     running: bool,
 }
 
+fn open() -> std::sync::MutexGuard<'static, (usize, Duration)> {
+    OPEN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn lost() -> (u64, u64) {
+    (
+        LOST_UNWINDER_BUSY.load(SeqCst),
+        LOST_CONCURRENT.load(SeqCst),
+    )
+}
+
 impl CpuSampler {
+    /// Opens a window. The first one sets the rate (`hz`); later ones share it while any is
+    /// open, so every overlapping profile has the same period.
     pub fn start(hz: u32) -> Result<Self, String> {
         unwind::init()?;
+        let mut open = open();
+        let Some(slot) = WINDOWS.iter().position(|w| w.load(SeqCst).is_null()) else {
+            return Err(format!("all {MAX_WINDOWS} CPU capture windows are open"));
+        };
         let table = Box::into_raw(Box::new(StackTable::with_capacity(TABLE_SLOTS)));
-        if TABLE
-            .compare_exchange(
-                std::ptr::null_mut(),
-                table,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .is_err()
-        {
-            // SAFETY: never published.
-            drop(unsafe { Box::from_raw(table) });
-            return Err("a CPU capture is already running".into());
+        WINDOWS[slot].store(table, SeqCst);
+        if open.0 == 0 {
+            let period = Duration::from_micros(1_000_000 / u64::from(hz.max(1)));
+            if let Err(e) =
+                install_handler(on_sigprof as *const () as usize).and_then(|()| set_timer(period))
+            {
+                WINDOWS[slot].store(std::ptr::null_mut(), SeqCst);
+                // SAFETY: no handler was armed, so nothing else saw the pointer.
+                drop(unsafe { Box::from_raw(table) });
+                return Err(e);
+            }
+            open.1 = period;
         }
-        BUSY.store(0, Ordering::Relaxed);
-        install_handler(on_sigprof as *const () as usize)?;
-        let period = Duration::from_micros(1_000_000 / u64::from(hz.max(1)));
-        set_timer(period)?;
+        open.0 += 1;
         Ok(Self {
+            slot,
             started: Instant::now(),
-            period,
+            period: open.1,
+            lost_at_start: lost(),
             running: true,
         })
     }
 
     pub fn stop(mut self) -> CpuProfile {
         let table = self.finish();
+        let (busy, concurrent) = lost();
         CpuProfile {
             dropped: table.dropped,
-            busy: BUSY.load(Ordering::Relaxed),
+            busy: busy - self.lost_at_start.0,
+            concurrent: concurrent - self.lost_at_start.1,
             table,
             period: self.period,
             duration: self.started.elapsed(),
         }
     }
 
-    /// Stops the timer and takes the table back from the handler.
+    /// Takes the window's table back from the handler; the last window stops the timer.
     fn finish(&mut self) -> StackTable {
         self.running = false;
-        let _ = set_timer(Duration::ZERO);
-        // A signal already raised is absorbed, not fatal.
-        let _ = install_handler(libc::SIG_IGN);
-        let table = TABLE.swap(std::ptr::null_mut(), Ordering::AcqRel);
-        // Wait out a handler that loaded the old pointer before the swap.
-        while IN_HANDLER.load(Ordering::Acquire) {
+        let mut open = open();
+        let table = WINDOWS[self.slot].swap(std::ptr::null_mut(), SeqCst);
+        // Wait out a handler that loaded the old pointer before the swap (SeqCst on both
+        // sides: a handler that takes IN_HANDLER after this load sees the null).
+        while IN_HANDLER.load(SeqCst) {
             std::hint::spin_loop();
+        }
+        open.0 -= 1;
+        if open.0 == 0 {
+            let _ = set_timer(Duration::ZERO);
+            // A signal already raised is absorbed, not fatal.
+            let _ = install_handler(libc::SIG_IGN);
         }
         // SAFETY: published by `start`, now unreachable from the handler.
         *unsafe { Box::from_raw(table) }
@@ -107,22 +145,28 @@ extern "C" fn on_sigprof(
     ucontext: *mut libc::c_void,
 ) {
     let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
-    if !IN_HANDLER.swap(true, Ordering::Acquire) {
-        let table = TABLE.load(Ordering::Acquire);
-        if !table.is_null() {
+    if IN_HANDLER.swap(true, SeqCst) {
+        LOST_CONCURRENT.fetch_add(1, SeqCst);
+    } else {
+        if WINDOWS.iter().any(|w| !w.load(SeqCst).is_null()) {
             let mut stack = Stack::empty();
-            // SAFETY: `ucontext` comes from the kernel for this SA_SIGINFO handler; `table` is
-            // alive while IN_HANDLER is held (stop waits for it).
-            unsafe {
-                match unwind::from_signal(ucontext, &mut stack) {
-                    Some(()) => (*table).add(&stack),
-                    None => {
-                        BUSY.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: `ucontext` comes from the kernel for this SA_SIGINFO handler.
+            match unsafe { unwind::from_signal(ucontext, &mut stack) } {
+                Some(()) => {
+                    for w in &WINDOWS {
+                        let table = w.load(SeqCst);
+                        if !table.is_null() {
+                            // SAFETY: a table is alive while IN_HANDLER is held (finish waits).
+                            unsafe { (*table).add(&stack) };
+                        }
                     }
+                }
+                None => {
+                    LOST_UNWINDER_BUSY.fetch_add(1, SeqCst);
                 }
             }
         }
-        IN_HANDLER.store(false, Ordering::Release);
+        IN_HANDLER.store(false, SeqCst);
     }
     // The interrupted code must see its errno unchanged (the probe pipe may set it).
     // SAFETY: errno is thread-local; __errno_location has no preconditions.
@@ -183,8 +227,23 @@ mod tests {
         spin_for(Duration::from_millis(400));
         let p = sampler.stop();
         assert!(p.table.total() >= 40, "{} samples", p.table.total());
-        assert!(TABLE.load(Ordering::Acquire).is_null());
         // A second capture starts cleanly after the first.
         CpuSampler::start(100).unwrap().stop();
+    }
+
+    #[test]
+    fn overlapping_windows_each_get_their_own_samples() {
+        let long = CpuSampler::start(250).unwrap();
+        spin_for(Duration::from_millis(300));
+        let short = CpuSampler::start(250).unwrap();
+        spin_for(Duration::from_millis(300));
+        let short = short.stop();
+        spin_for(Duration::from_millis(300));
+        let long = long.stop();
+        let (s, l) = (short.table.total(), long.table.total());
+        assert!(s >= 20, "{s} samples in the short window");
+        // Open three times as long: clearly more, whatever else the test process runs.
+        assert!(l > s * 3 / 2, "long window {l} samples, short {s}");
+        assert_eq!(short.period, long.period);
     }
 }

@@ -182,6 +182,7 @@ pub struct Builder {
     profile: Profile,
     strings: HashMap<String, i64>,
     locations: HashMap<u64, u64>,
+    named_locations: HashMap<String, u64>,
     functions: HashMap<(String, String), u64>,
     mappings: Vec<ExeMapping>,
 }
@@ -193,6 +194,7 @@ impl Builder {
             profile: Profile::default(),
             strings: HashMap::new(),
             locations: HashMap::new(),
+            named_locations: HashMap::new(),
             functions: HashMap::new(),
             mappings: Vec::new(),
         };
@@ -271,8 +273,21 @@ impl Builder {
         });
     }
 
-    /// A sample whose stack is one frame that is only a name (no address, no mapping).
-    pub fn named_sample(&mut self, name: &str, value: i64, labels: &[(&str, &str)]) {
+    /// A sample whose frames (innermost first) are only names: no address, no mapping.
+    pub fn named_sample(&mut self, frames: &[&str], value: i64, labels: &[(&str, &str)]) {
+        let location_id = frames.iter().map(|f| self.named_location(f)).collect();
+        let label = self.labels(labels);
+        self.profile.sample.push(Sample {
+            location_id,
+            value: vec![value],
+            label,
+        });
+    }
+
+    fn named_location(&mut self, name: &str) -> u64 {
+        if let Some(&id) = self.named_locations.get(name) {
+            return id;
+        }
         let function_id = self.function(name, name, "");
         let id = self.profile.location.len() as u64 + 1;
         self.profile.location.push(Location {
@@ -284,12 +299,8 @@ impl Builder {
                 line: 0,
             }],
         });
-        let label = self.labels(labels);
-        self.profile.sample.push(Sample {
-            location_id: vec![id],
-            value: vec![value],
-            label,
-        });
+        self.named_locations.insert(name.to_owned(), id);
+        id
     }
 
     fn labels(&mut self, labels: &[(&str, &str)]) -> Vec<Label> {
