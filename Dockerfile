@@ -43,26 +43,37 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     cargo chef cook --release --locked --target "$(cat /triple)" --recipe-path recipe.json
 COPY . .
 # cargo auditable wraps only this crate's compilation: the cooked dependencies are reused.
-# The line tables go to /debug/httpserver.debug (also as .build-id/xx/rest.debug, the layout
-# gdb and newer pprof look up); the shipped binary keeps its symbol table and a debuglink.
+# The line tables go to /debug/BUILD_ID/httpserver.debug beside a copy of the binary (pprof
+# looks up PPROF_BINARY_PATH/BUILD_ID/httpserver, addr2line follows its debuglink) and to
+# /debug/.build-id/xx/rest.debug (gdb's layout); the shipped binary keeps its symbol table.
 # Its mtime is the commit's, so the layers it lands in are the same from one build to the next.
 ARG SOURCE_DATE_EPOCH=0
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     cargo auditable build --release --locked --target "$(cat /triple)" \
  && objcopy="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/host: //p')/bin/llvm-objcopy" \
  && bin="target/$(cat /triple)/release/httpserver" \
- && mkdir -p /debug \
- && "$objcopy" --only-keep-debug "$bin" /debug/httpserver.debug \
- && "$objcopy" --strip-debug --add-gnu-debuglink=/debug/httpserver.debug "$bin" /httpserver \
- && touch -d "@${SOURCE_DATE_EPOCH}" /httpserver \
- && cp /httpserver /debug/httpserver \
+ && "$objcopy" --only-keep-debug "$bin" /httpserver.debug \
+ && "$objcopy" --strip-debug --add-gnu-debuglink=/httpserver.debug "$bin" /httpserver \
+ && touch -d "@${SOURCE_DATE_EPOCH}" /httpserver /httpserver.debug \
  && id="$(readelf -n /httpserver | sed -n 's/.*Build ID: //p')" \
  && rest="${id#??}" && dir="/debug/.build-id/${id%"$rest"}" \
- && mkdir -p "$dir" && cp /debug/httpserver.debug "$dir/$rest.debug"
+ && mkdir -p "/debug/$id" "$dir" \
+ && cp -p /httpserver /httpserver.debug "/debug/$id/" \
+ && ln "/debug/$id/httpserver.debug" "$dir/$rest.debug" \
+ && rm /httpserver.debug
 
-# --- the binary and its debug file, for symbolizing profiles (bake target debug-symbols) ---
+# --- the binary and its debug file by build id, for symbolizing profiles: exported by bake
+# target debug-symbols, published as IMAGE:TAG-debug by `make push` (see docs/debug-symbols.md)
 FROM scratch AS debug-symbols
+ARG VERSION=dev
+ARG REVISION=unknown
+ARG SOURCE=https://github.com/httpserver/httpserver
 COPY --from=builder /debug/ /
+LABEL org.opencontainers.image.title="httpserver debug symbols" \
+      org.opencontainers.image.description="Binary and split debug file of httpserver, by GNU build id, for PPROF_BINARY_PATH" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}"
 
 # --- runtime: nothing but the binary ---------------------------------------------------------
 FROM scratch AS runtime-scratch

@@ -17,6 +17,7 @@ export SOURCE ?= $(shell git remote get-url origin 2>/dev/null \
   | sed -E 's|^git@([^:]+):|https://\1/|; s|\.git$$||' | grep . \
   || echo https://github.com/httpserver/httpserver)
 # Image timestamps come from the last commit, so rebuilding a commit gives the same image.
+export RELEASE_PLATFORMS ?= linux/amd64,linux/arm64
 export SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 BAKE ?= docker buildx bake
 CARGO ?= cargo
@@ -31,7 +32,7 @@ TRIPLE_arm64 := aarch64-unknown-linux-musl
 ARCHES := amd64 arm64
 BINS := $(foreach a,$(ARCHES),bin/$(a)/httpserver)
 
-.PHONY: help root deps build run test unit static-test fmt-check clippy lint release push sign \
+.PHONY: help root deps build run test unit static-test fmt-check clippy lint release push symbols sign \
 	verify engine engine-stop engine-purge e2e attack bench clean
 
 help: ## List the targets (with this invocation's values)
@@ -110,14 +111,33 @@ release: ## Build the images into the engine: $(IMAGE):$(TAG) (scratch) and $(IM
 # engine would pass an empty value down).
 REWRITE_TIMESTAMP ?= $(shell docker buildx inspect 2>/dev/null | awk '/^Driver:/ {print ($$2 == "docker") ? "false" : "true"; exit}')
 
-push: ## Bake the release group (scratch + distroless, linux/amd64 + linux/arm64, SBOM + provenance) and push to $(REGISTRY)
+# Each image index's digest names its debug symbols (tag sha256-HEX.debug, the way cosign
+# names its sha256-HEX.sig), so `make symbols` finds them from any reference to the image.
+push: ## Bake the release group (scratch + distroless + debug symbols, linux/amd64 + linux/arm64, SBOM + provenance) and push to $(REGISTRY)
 	REWRITE_TIMESTAMP=$(or $(REWRITE_TIMESTAMP),true) $(BAKE) $(BAKE_FLAGS) release --push
+	@for ref in $(REGISTRY)/$(IMAGE):$(TAG) $(REGISTRY)/$(IMAGE):$(TAG)-distroless; do \
+	  digest=$$(docker buildx imagetools inspect --raw "$$ref" | sha256sum | cut -d' ' -f1); \
+	  echo "debug symbols of $$ref: $(REGISTRY)/$(IMAGE):sha256-$$digest.debug"; \
+	  docker buildx imagetools create --progress=quiet \
+	    -t "$(REGISTRY)/$(IMAGE):sha256-$$digest.debug" "$(REGISTRY)/$(IMAGE):$(TAG)-debug"; \
+	done
+
+# Where `make symbols` puts them: SYMBOLS/BUILD_ID/httpserver{,.debug}, for PPROF_BINARY_PATH.
+SYMBOLS ?= symbols
+symbols: ## Fetch the debug symbols of a published image into $$SYMBOLS (default symbols/): make symbols IMAGE=repo:tag|repo@digest
+	@ref='$(IMAGE)'; repo="$${ref%@*}"; [[ "$${repo##*/}" == *:* ]] && repo="$${repo%:*}"; \
+	  digest=$$(docker buildx imagetools inspect --raw "$$ref" | sha256sum | cut -d' ' -f1); \
+	  debug=$$(docker buildx imagetools inspect --raw "$$repo:sha256-$$digest.debug" | sha256sum | cut -d' ' -f1); \
+	  echo "$$ref: debug symbols $$repo@sha256:$$debug"; \
+	  printf 'FROM %s\n' "$$repo@sha256:$$debug" | docker buildx build --quiet \
+	    --platform "$(RELEASE_PLATFORMS)" --output "type=local,dest=$(SYMBOLS),platform-split=false" - >/dev/null; \
+	  ls -d $(SYMBOLS)/*/httpserver.debug; echo "PPROF_BINARY_PATH=$(abspath $(SYMBOLS))"
 
 # A registry on this machine speaks plain HTTP, and a local key signs without Rekor.
 COSIGN_FLAGS ?= $(if $(filter localhost:% 127.0.0.1:%,$(REGISTRY)),--allow-insecure-registry --allow-http-registry)
-sign: ## Sign the pushed indexes of both variants ($(REGISTRY)/$(IMAGE):$(TAG)[-distroless]) with COSIGN_KEY
+sign: ## Sign the pushed indexes ($(REGISTRY)/$(IMAGE):$(TAG)[-distroless|-debug]) with COSIGN_KEY
 	@test -n "$${COSIGN_KEY:-}" || { echo "make sign: set COSIGN_KEY (a cosign private key) and COSIGN_PASSWORD" >&2; exit 2; }
-	@for ref in $(REGISTRY)/$(IMAGE):$(TAG) $(REGISTRY)/$(IMAGE):$(TAG)-distroless; do \
+	@for ref in $(REGISTRY)/$(IMAGE):$(TAG) $(REGISTRY)/$(IMAGE):$(TAG)-distroless $(REGISTRY)/$(IMAGE):$(TAG)-debug; do \
 	  digest=$$(docker buildx imagetools inspect --raw "$$ref" | sha256sum | cut -d' ' -f1); \
 	  echo "signing $${ref%:*}@sha256:$$digest"; \
 	  cosign sign --yes --recursive --tlog-upload=false --key "$$COSIGN_KEY" $(COSIGN_FLAGS) "$${ref%:*}@sha256:$$digest"; \

@@ -54,6 +54,10 @@ target "docker-metadata-action-distroless" {
   tags = ["${REGISTRY}/${IMAGE}:${TAG}-distroless"]
 }
 
+target "docker-metadata-action-debug" {
+  tags = ["${REGISTRY}/${IMAGE}:${TAG}-debug"]
+}
+
 target "_common" {
   context = "."
   args = {
@@ -114,14 +118,27 @@ target "distroless" {
   contexts   = { binary = "target:scratch" }
 }
 
-// The binary and its split debug file per platform (bin/debug-symbols/linux_ARCH/), for
-// symbolizing profiles taken from the images: PPROF_BINARY_PATH=bin/debug-symbols/linux_amd64.
+// Each platform's binary and split debug file by GNU build id, published beside the images
+// as IMAGE:TAG-debug (`make push` also tags it sha256-DIGEST.debug for each image index it
+// belongs to; `make sign` signs it; `make symbols IMAGE=ref` fetches it). No attestations:
+// it is not run, and without provenance a rebuild of the commit pushes the same digest.
+target "symbols" {
+  inherits   = ["_common", "docker-metadata-action-debug"]
+  dockerfile = "Dockerfile"
+  target     = "debug-symbols"
+  platforms  = csv(RELEASE_PLATFORMS)
+  output     = [REWRITE_TIMESTAMP ? "type=image,rewrite-timestamp=true" : "type=image"]
+  attest     = ["type=provenance,disabled=true"]
+}
+
+// The same files for this checkout, exported locally (bin/debug-symbols/BUILD_ID/): for
+// symbolizing profiles of images built here, PPROF_BINARY_PATH=bin/debug-symbols.
 target "debug-symbols" {
   inherits  = ["_common"]
   dockerfile = "Dockerfile"
   target    = "debug-symbols"
   platforms = csv(RELEASE_PLATFORMS)
-  output    = ["type=local,dest=bin/debug-symbols"]
+  output    = ["type=local,dest=bin/debug-symbols,platform-split=false"]
 }
 
 group "default" {
@@ -129,5 +146,5 @@ group "default" {
 }
 
 group "release" {
-  targets = ["scratch", "distroless"]
+  targets = ["scratch", "distroless", "symbols"]
 }

@@ -18,8 +18,9 @@ has build || has test || has e2e && need qemu-aarch64-static=qemu-user-static up
 has test && need bwrap=bubblewrap go=golang-go
 has lint && need shellcheck=shellcheck
 # The private engine: its namespace's network (slirp4netns), port forwarding (socat), the
-# iptables dockerd runs inside that namespace; stand-in bases (debootstrap); registry reads.
-has e2e && need slirp4netns=slirp4netns socat=socat iptables=iptables debootstrap=debootstrap skopeo=skopeo
+# iptables dockerd runs inside that namespace; stand-in bases (debootstrap); registry reads;
+# llvm-symbolizer, with which pprof reads both architectures' debug files.
+has e2e && need slirp4netns=slirp4netns socat=socat iptables=iptables debootstrap=debootstrap skopeo=skopeo llvm-symbolizer=llvm
 has attack && need slowhttptest=slowhttptest h2load=nghttp2-client
 has bench && need wrk=wrk go=golang-go taskset=util-linux h2load=nghttp2-client nginx=nginx-light valgrind=valgrind musl-gcc=musl-tools
 has bench && [[ ! -d /usr/share/gocode/src/github.com/golang/glog ]] && apt_pkgs+=(golang-glog-dev)

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod h2_raw;
+pub mod scrapers;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -420,6 +421,26 @@ pub fn google_pprof(body: &[u8], name: &str, args: &[&str], env: &[(&str, &str)]
     run_pprof(&mut Command::new(bin), body, name, args, env)
 }
 
+/// The directory of `llvm-symbolizer` (Debian's llvm: make e2e installs it), for PPROF_TOOLS:
+/// it symbolizes both architectures' binaries, where the host's addr2line reads only its own.
+pub fn llvm_tools_dir() -> String {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .find(|d| d.join("llvm-symbolizer").is_file())
+        .map(|d| d.display().to_string())
+        .unwrap_or_default()
+}
+
+/// A new, empty directory of this test process's own; the caller removes it.
+pub fn scratch_dir(what: &str) -> PathBuf {
+    static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("httpserver-{what}-{}-{call}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 fn run_pprof(
     cmd: &mut Command,
     body: &[u8],
@@ -428,10 +449,7 @@ fn run_pprof(
     env: &[(&str, &str)],
 ) -> String {
     // One directory per call (tests run in parallel threads), removed with what pprof left.
-    static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("httpserver-pprof-{}-{call}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("pprof");
     let file = dir.join(format!("{name}-{}.pb.gz", body.len()));
     std::fs::write(&file, body).unwrap();
     let out = cmd
@@ -461,27 +479,32 @@ pub fn load_keepalive(
     stop: Arc<std::sync::atomic::AtomicBool>,
 ) -> std::thread::JoinHandle<u64> {
     clients(addr, threads, stop, |addr, stop| {
-        keepalive_requests(addr, stop).unwrap_or(0)
+        let count = std::sync::atomic::AtomicU64::new(0);
+        let _ = keepalive_requests(addr, stop, &count, Duration::from_secs(60));
+        count.load(std::sync::atomic::Ordering::Relaxed)
     })
 }
 
-fn keepalive_requests(
+/// GET /healthz on one kept-alive connection until `stop` or `limit`, adding each answered
+/// request to `count`.
+pub fn keepalive_requests(
     addr: SocketAddr,
     stop: &std::sync::atomic::AtomicBool,
-) -> std::io::Result<u64> {
+    count: &std::sync::atomic::AtomicU64,
+    limit: Duration,
+) -> std::io::Result<()> {
     let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut ok = 0;
+    let deadline = Instant::now() + limit;
     while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
         writer.write_all(b"GET /healthz HTTP/1.1\r\nHost: load\r\n\r\n")?;
         let mut length = 0;
         loop {
             let mut line = String::new();
             if reader.read_line(&mut line)? == 0 {
-                return Ok(ok);
+                return Ok(());
             }
             if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
                 length = v.trim().parse().unwrap_or(0);
@@ -492,7 +515,7 @@ fn keepalive_requests(
         }
         let mut body = vec![0; length];
         reader.read_exact(&mut body)?;
-        ok += 1;
+        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
-    Ok(ok)
+    Ok(())
 }

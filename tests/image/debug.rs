@@ -1,7 +1,9 @@
 //! The debug surface where it ships: in each image on each platform, read-only and as an
 //! arbitrary uid, CPU and heap profiles taken while the container serves load decode as pprof
-//! and name this program's frames, and the other endpoints answer. A profile from the scratch
-//! image symbolizes to file:line with the debug file bake exports.
+//! and name this program's frames, and the other endpoints answer; Parca's and Alloy's default
+//! scrapes plus a person's `go tool pprof` all succeed at once under load in each variant. A
+//! profile from each pushed platform image symbolizes to file:line with the debug symbols
+//! `make symbols` fetches for it from the registry.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,10 +31,21 @@ pub fn checks() -> Vec<Trial> {
             ));
         }
     }
-    all.push(check(
-        "scratch linux/amd64: pprof -lines with the exported debug symbols shows file:line",
-        lines_with_debug_symbols,
-    ));
+    for v in VARIANTS {
+        all.push(check(
+            format!(
+                "{} linux/amd64 --read-only --user 12345: Parca + Alloy + go tool pprof at once under load, then SIGTERM",
+                v.name()
+            ),
+            move || scrapers_in_image(v),
+        ));
+    }
+    for arch in crate::published::ARCHES {
+        all.push(check(
+            format!("symbols: make symbols for the pushed scratch image; pprof -lines on its linux/{arch} profile shows file:line"),
+            move || pushed_symbols(arch),
+        ));
+    }
     all
 }
 
@@ -116,47 +129,131 @@ fn other_endpoints(c: &Container) -> Result<String, String> {
     Ok(sizes.join(", "))
 }
 
-/// A CPU profile from the scratch image (whose binary has no line tables), symbolized by
-/// Google's pprof with `PPROF_BINARY_PATH` at the `debug-symbols` bake export: file:line of
-/// this program's sources (built under /src in the image).
-fn lines_with_debug_symbols() -> Result<String, String> {
-    let platform = fixtures::host_platform();
-    let dir = crate::bake::scratch_file("debug-symbols");
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut cmd = crate::rebuild::bake_cmd(
-        "debug-symbols",
-        &[
-            format!("debug-symbols.platform={platform}"),
-            format!("debug-symbols.output=type=local,dest={}", dir.display()),
-        ],
-    );
-    cmd.env("LOCAL_PLATFORMS", &platform);
-    crate::bake::run("debug symbols", cmd, fixtures::BUILD_LIMIT)?;
-    let raw = fixtures::with_container(
-        (fixtures::Variant::Scratch, "linux/amd64", Mode::Locked),
-        |c| {
-            under_load(c, || {
-                get(c, "/debug/pprof/profile?seconds=2", Duration::from_secs(60))
-            })
-        },
+/// The scrapers' conformance run (common::scrapers), shorter than `make test`'s: two rounds
+/// of each scraper and a person's capture, in a container of its own (it gets SIGTERM).
+fn scrapers_in_image(v: fixtures::Variant) -> Result<String, String> {
+    fixtures::release()?;
+    let c = Container::run(
+        &v.local_ref(),
+        "linux/amd64",
+        &["--read-only", "--user", "12345:12345"],
+        &[],
     )?;
+    c.wait_healthy_http(fixtures::startup_limit("linux/amd64"))?;
+    let plan = common::scrapers::Plan {
+        scraping: Duration::from_secs(20),
+        baseline: Duration::from_secs(5),
+        load_connections: 8,
+    };
+    let outcome = common::scrapers::run(c.addr(), &plan);
+    eprintln!("{} linux/amd64:\n{}", v.name(), outcome.table());
+    let t = std::time::Instant::now();
+    crate::docker::docker(&["kill", "--signal", "TERM", &c.name])?;
+    let code = crate::docker::docker(&["wait", &c.name])?;
+    let exit = t.elapsed();
+    let mut problems = outcome.problems.clone();
+    if exit > Duration::from_secs(1) || code.trim() != "0" {
+        problems.push(format!("SIGTERM: exit code {} after {exit:?}", code.trim()));
+    }
+    let (scrapes, ok) = outcome
+        .rows
+        .values()
+        .fold((0, 0), |(n, k), r| (n + r.scrapes, k + r.ok));
+    match problems.first() {
+        Some(first) => Err(format!(
+            "{first} ({} problems)\n{}",
+            problems.len(),
+            problems.join("\n")
+        )),
+        None => Ok(format!(
+            "{ok}/{scrapes} scrapes 200 + readable; {:.0} % throughput while scraping; slowest probe {:.0} ms; exit {:.0} ms",
+            100.0 * outcome.rps_with / outcome.rps_without.max(1.0),
+            outcome.probe_max.as_secs_f64() * 1000.0,
+            exit.as_secs_f64() * 1000.0
+        )),
+    }
+}
+
+/// `make symbols` for the pushed scratch index, once: the directory it filled.
+fn fetched_symbols() -> Result<&'static std::path::PathBuf, String> {
+    static CELL: std::sync::OnceLock<Result<std::path::PathBuf, String>> =
+        std::sync::OnceLock::new();
+    CELL.get_or_init(|| {
+        fixtures::push()?;
+        let dir = crate::bake::scratch_file("symbols");
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut cmd = fixtures::make("symbols");
+        cmd.env("IMAGE", fixtures::Variant::Scratch.pushed_ref())
+            .env("SYMBOLS", &dir);
+        crate::docker::output(&mut cmd, fixtures::BUILD_LIMIT)?;
+        Ok(dir)
+    })
+    .as_ref()
+    .map_err(Clone::clone)
+}
+
+/// A CPU profile taken from a container of the pushed linux/`arch` image (pulled by digest
+/// from the registry), symbolized by Google's pprof with PPROF_BINARY_PATH at what `make
+/// symbols` fetched: the mapping's build id finds its directory, and file:line of this
+/// program's sources (built under /src in the image) appear.
+fn pushed_symbols(arch: &str) -> Result<String, String> {
+    let dir = fetched_symbols()?;
+    let image = crate::published::platform_ref(fixtures::Variant::Scratch, arch)?;
+    let platform = format!("linux/{arch}");
+    let c = Container::run(
+        &image,
+        &platform,
+        &["--read-only", "--user", "12345:12345"],
+        &[],
+    )?;
+    c.wait_healthy_http(fixtures::startup_limit(&platform))?;
+    let raw = under_load(&c, || {
+        get(
+            &c,
+            "/debug/pprof/profile?seconds=3",
+            Duration::from_secs(60),
+        )
+    })?;
+    let profile = std::panic::catch_unwind(|| common::decode(&raw.body))
+        .map_err(|_| "not a pprof profile".to_owned())?;
+    let build_id = profile
+        .mapping
+        .first()
+        .map(|m| profile.string(m.build_id).to_owned())
+        .unwrap_or_default();
+    if !dir.join(&build_id).join("httpserver.debug").is_file() {
+        return Err(format!(
+            "make symbols fetched nothing for build id {build_id:?} in {}",
+            dir.display()
+        ));
+    }
     let out = std::panic::catch_unwind(|| {
         common::google_pprof(
             &raw.body,
             "profile",
             &["-lines", "-top", "-nodecount=1000"],
-            &[("PPROF_BINARY_PATH", dir.to_str().unwrap())],
+            &[
+                ("PPROF_BINARY_PATH", dir.to_str().unwrap()),
+                // llvm-symbolizer reads either architecture's DWARF (addr2line: the host's).
+                ("PPROF_TOOLS", &common::llvm_tools_dir()),
+            ],
         )
     })
     .map_err(|_| "pprof could not read the profile".to_owned())?;
     let ours: Vec<&str> = out
-        .split_whitespace()
-        .filter(|w| w.starts_with("/src/src/") && w.contains(".rs:"))
+        .lines()
+        .filter(|l| l.contains(" /src/src/") && l.contains(".rs:"))
         .collect();
     match ours.first() {
         Some(example) => Ok(format!(
-            "{} frames in our sources, e.g. {example}",
-            ours.len()
+            "build id {}: {} lines in our sources, e.g. {}",
+            &build_id[..12.min(build_id.len())],
+            ours.len(),
+            example
+                .split_whitespace()
+                .skip(5)
+                .collect::<Vec<_>>()
+                .join(" ")
         )),
         None => Err(format!("no file:line in /src/src/:\n{out}")),
     }
