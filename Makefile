@@ -84,9 +84,12 @@ clippy:
 unit:
 	$(CARGO) test --locked
 
-static-test: build ## The release musl binaries: static, arm64 serves under qemu, profiles name our frames, deadlines hold
+static-test: build ## The release musl binaries: static, arm64 serves under qemu, profiles name our frames, deadlines hold, continuous profilers' scrapes all succeed
 	HTTPSERVER_BIN=$(CURDIR)/bin/amd64/httpserver HTTPSERVER_STATIC_DIR=$(CURDIR)/bin \
 	  $(CARGO) test --locked --test release_build --test lifecycle -- --include-ignored
+	@# Alone: its throughput and probe figures must not share the CPUs with other tests.
+	HTTPSERVER_BIN=$(CURDIR)/bin/amd64/httpserver \
+	  $(CARGO) test --locked --test scrapers -- --include-ignored --nocapture
 
 test: deps fmt-check clippy unit static-test ## Everything: fmt, clippy, unit + integration tests, release build checks
 
@@ -162,9 +165,11 @@ e2e: ## The image checks (tests/image): make engine, the checks, make engine-sto
 	@trap 'bash scripts/engine.sh down' EXIT; env=$$(bash scripts/engine.sh up) && eval "$$env" && \
 	  $(CARGO) test --locked --test image -- --ignored --test-threads=1 $(E2E_ARGS)
 
-attack: build ## Hostile clients against the release binary (slowloris, smuggling, HTTP/2 floods...): one table
-	@bash scripts/install-host-deps.sh attack
+attack: build ## Hostile clients against the release binary (slowloris, smuggling, HTTP/2 floods...), then 120 s of Parca + Alloy + go tool pprof at once: two tables
+	@bash scripts/install-host-deps.sh attack test
 	python3 attack/attack.py --server bin/amd64/httpserver
+	SCRAPE_SECONDS=120 HTTPSERVER_BIN=$(CURDIR)/bin/amd64/httpserver \
+	  $(CARGO) test --locked --test scrapers -- --include-ignored --nocapture
 
 bench: ## Benchmark against the Go original, side by side (writes BENCHMARKS.md)
 	bash bench/run.sh

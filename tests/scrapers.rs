@@ -24,6 +24,7 @@ fn parca_alloy_and_a_person_at_once_under_load() {
         scraping: Duration::from_secs(seconds),
         baseline: Duration::from_secs(10),
         load_connections: 8,
+        probe_limit: scrapers::PROBE_LIMIT,
     };
     let outcome = scrapers::run(srv.addr, &plan);
     println!("{}", outcome.table());

@@ -88,11 +88,17 @@ impl Debug {
     }
 }
 
+/// Profiles rendered at once; more wait their turn. Enough for two scrapers and a person,
+/// and a flood of profile requests then costs at most this many threads' CPU.
+static RENDERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 /// CPU-heavy rendering (symbolization, compression) goes to the blocking pool so it never
 /// stalls the connections sharing a worker.
 async fn render<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, String> + Send + 'static,
 ) -> Result<T, Response<Body>> {
+    // The semaphore is never closed, so acquiring only waits.
+    let _turn = RENDERS.acquire().await;
     match tokio::task::spawn_blocking(f).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(internal_error("could not render the profile", &e)),
