@@ -172,7 +172,7 @@ e2e: ## The image checks (tests/image): make engine, the checks, make engine-sto
 	@bash scripts/install-host-deps.sh e2e
 	$(CARGO) build --locked --tests
 	@trap 'bash scripts/engine.sh down' EXIT; env=$$(bash scripts/engine.sh up) && eval "$$env" && \
-	  $(CARGO) test --locked --test image -- --ignored --test-threads=1 $(E2E_ARGS)
+	  K8S_TOOLS=$(TOOLS) $(CARGO) test --locked --test image -- --ignored --test-threads=1 $(E2E_ARGS)
 
 attack: build ## Hostile clients against the release binary (slowloris, smuggling, HTTP/2 floods...), then 120 s of Parca + Alloy + go tool pprof at once: two tables
 	@bash scripts/install-host-deps.sh attack test

@@ -4,12 +4,9 @@
 //! construction, probes on the right paths and ports, the native preStop sleep, the drain
 //! arithmetic, the debug port off the Service, and the profiling overlay's annotations and
 //! NetworkPolicy. Needs the tools `make k8s-check` installs (K8S_TOOLS); ignored otherwise.
-#![allow(dead_code)]
+mod common;
 
-#[path = "common/manifests.rs"]
-mod manifests;
-
-use manifests::{Rendered, container, flag_seconds, pod_spec};
+use common::manifests::{self, Rendered, container, flag_seconds, pod_spec};
 use serde_json::Value;
 
 fn render(overlay: &str) -> Rendered {

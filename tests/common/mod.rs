@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod h2_raw;
+pub mod manifests;
 pub mod scrapers;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -483,6 +484,51 @@ pub fn load_keepalive(
         let _ = keepalive_requests(addr, stop, &count, Duration::from_secs(60));
         count.load(std::sync::atomic::Ordering::Relaxed)
     })
+}
+
+/// GET `path` on the kept-alive connection in `conn` (opened first if there is none): the
+/// status. An error leaves `conn` empty, so the next call opens a new one.
+pub fn keepalive_get(
+    conn: &mut Option<BufReader<TcpStream>>,
+    addr: SocketAddr,
+    path: &str,
+) -> std::io::Result<u16> {
+    if conn.is_none() {
+        let s = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
+        s.set_read_timeout(Some(IO_TIMEOUT))?;
+        *conn = Some(BufReader::new(s));
+    }
+    let r = conn.as_mut().unwrap();
+    let result = (|| {
+        // One write: write! would send each piece on its own, and Nagle would hold them.
+        let head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+        r.get_mut().write_all(head.as_bytes())?;
+        let (mut status, mut length) = (0, 0);
+        loop {
+            let mut line = String::new();
+            if r.read_line(&mut line)? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            if status == 0 {
+                status = line
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+            } else if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        r.read_exact(&mut vec![0; length])?;
+        Ok(status)
+    })();
+    if result.is_err() {
+        *conn = None;
+    }
+    result
 }
 
 /// GET /healthz on one kept-alive connection until `stop` or `limit`, adding each answered

@@ -152,22 +152,38 @@ impl Container {
     /// `docker run -d` with `args` (before the image) and `cmd` (after it); publishes port 80
     /// on a free 127.0.0.1 port unless `args` carries its own network settings.
     pub fn run(image: &str, platform: &str, args: &[&str], cmd: &[&str]) -> Result<Self, String> {
+        Self::run_publishing(image, platform, &[80], args, cmd).map(|(c, _)| c)
+    }
+
+    /// `run` publishing each of `ports` on a free 127.0.0.1 port: the container and the host
+    /// ports, in order (the first is `addr()`).
+    pub fn run_publishing(
+        image: &str,
+        platform: &str,
+        ports: &[u16],
+        args: &[&str],
+        cmd: &[&str],
+    ) -> Result<(Self, Vec<u16>), String> {
         static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = format!("httpserver-e2e-{}-{n}", std::process::id());
-        let port = free_port();
-        let publish = format!("127.0.0.1:{port}:80");
+        let host_ports: Vec<u16> = ports.iter().map(|_| free_port()).collect();
+        let publish: Vec<String> = ports
+            .iter()
+            .zip(&host_ports)
+            .map(|(c, h)| format!("127.0.0.1:{h}:{c}"))
+            .collect();
         let mut all = vec!["run", "-d", "--name", &name, "--platform", platform];
-        all.extend(["-p", &publish]);
+        for p in &publish {
+            all.extend(["-p", p]);
+        }
         all.extend_from_slice(args);
         all.push(image);
         all.extend_from_slice(cmd);
         CREATED.lock().unwrap().push(name.clone());
         docker(&all)?;
-        Ok(Self {
-            name,
-            port: Some(port),
-        })
+        let port = host_ports.first().copied();
+        Ok((Self { name, port }, host_ports))
     }
 
     pub fn inspect(&self) -> Result<ContainerInspect, String> {

@@ -15,6 +15,7 @@ mod debug;
 mod docker;
 mod expect;
 mod fixtures;
+mod kubernetes;
 mod published;
 mod rebuild;
 mod release;
@@ -35,6 +36,7 @@ fn main() -> std::process::ExitCode {
             let mut all = release::checks();
             all.extend(running::checks());
             all.extend(debug::checks());
+            all.extend(kubernetes::checks());
             all.extend(published::checks());
             all.extend(verifiable::checks());
             all.extend(rebuild::checks());
