@@ -46,7 +46,7 @@ export ROOT := $(CURDIR)
 root: ## Print the project root (ROOT), as the original's root target set it
 	@echo "ROOT=$(ROOT)"
 
-deps: ## Install what this machine lacks for build and test (rustup targets, qemu-user)
+deps: ## Install what this machine lacks for build and test (musl targets, rustup components, cargo-auditable; apt: qemu-user, binfmt-support, bubblewrap, Go)
 	bash scripts/install-host-deps.sh build test
 
 build: deps ## Static musl binaries: bin/amd64/httpserver and bin/arm64/httpserver
@@ -75,13 +75,13 @@ run: deps ## Run the service on http://$(LISTEN):$(PORT) (LISTEN=, PORT= to chan
 	@echo "make run: building the release binary first (fat LTO: the first build takes a few minutes)"
 	$(CARGO) auditable run --release --locked -- --listen $(LISTEN) --port $(PORT) -v 1
 
-fmt-check:
+fmt-check: ## cargo fmt --check
 	$(CARGO) fmt --all -- --check
 
-clippy:
+clippy: ## cargo clippy on every target, warnings as errors
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
-unit:
+unit: ## cargo test: unit and integration tests on the debug build
 	$(CARGO) test --locked
 
 static-test: build ## The release musl binaries: static, arm64 serves under qemu, profiles name our frames, deadlines hold, continuous profilers' scrapes all succeed
@@ -113,7 +113,7 @@ k8s-check: ## deploy/ rendered by kubectl kustomize: Kubernetes 1.37 schemas, re
 	@bash scripts/install-host-deps.sh k8s
 	K8S_TOOLS=$(TOOLS) $(CARGO) test --locked --test kubernetes -- --include-ignored --nocapture
 
-release: ## Build the images into the engine: $(IMAGE):$(TAG) (scratch) and $(IMAGE):$(TAG)-distroless
+release: ## Bake group default into the engine: $(IMAGE):$(TAG) (scratch) and $(IMAGE):$(TAG)-distroless, host platform
 	$(BAKE) $(BAKE_FLAGS) default
 
 # rewrite-timestamp (layer file times clamped to SOURCE_DATE_EPOCH) works with a
@@ -125,7 +125,7 @@ REWRITE_TIMESTAMP ?= $(shell docker buildx inspect 2>/dev/null | awk '/^Driver:/
 
 # Each image index's digest names its debug symbols (tag sha256-HEX.debug, the way cosign
 # names its sha256-HEX.sig), so `make symbols` finds them from any reference to the image.
-push: ## Bake the release group (scratch + distroless + debug symbols, linux/amd64 + linux/arm64, SBOM + provenance) and push to $(REGISTRY)
+push: ## Bake group release (scratch + distroless + debug symbols, linux/amd64 + linux/arm64, SBOM + provenance) and push to $(REGISTRY)
 	REWRITE_TIMESTAMP=$(or $(REWRITE_TIMESTAMP),true) $(BAKE) $(BAKE_FLAGS) release --push
 	@for ref in $(REGISTRY)/$(IMAGE):$(TAG) $(REGISTRY)/$(IMAGE):$(TAG)-distroless; do \
 	  digest=$$(docker buildx imagetools inspect --raw "$$ref" | sha256sum | cut -d' ' -f1); \
@@ -136,8 +136,13 @@ push: ## Bake the release group (scratch + distroless + debug symbols, linux/amd
 
 # Where `make symbols` puts them: SYMBOLS/BUILD_ID/httpserver{,.debug}, for PPROF_BINARY_PATH.
 SYMBOLS ?= symbols
-symbols: ## Fetch the debug symbols of a published image into $$SYMBOLS (default symbols/): make symbols IMAGE=repo:tag|repo@digest
-	@ref='$(IMAGE)'; repo="$${ref%@*}"; [[ "$${repo##*/}" == *:* ]] && repo="$${repo%:*}"; \
+# REF: one published image, repo:tag or repo@sha256:... (IMAGE is always the name alone).
+REF ?=
+need-ref = @test -n "$(REF)" || { echo "make $@: set REF to a published image (repo:tag or repo@sha256:...)" >&2; exit 2; }
+
+symbols: ## Fetch a published image's debug symbols into SYMBOLS (default symbols/), for PPROF_BINARY_PATH: make symbols REF=repo:tag|repo@digest
+	$(need-ref)
+	@ref='$(REF)'; repo="$${ref%@*}"; [[ "$${repo##*/}" == *:* ]] && repo="$${repo%:*}"; \
 	  digest=$$(docker buildx imagetools inspect --raw "$$ref" | sha256sum | cut -d' ' -f1); \
 	  debug=$$(docker buildx imagetools inspect --raw "$$repo:sha256-$$digest.debug" | sha256sum | cut -d' ' -f1); \
 	  echo "$$ref: debug symbols $$repo@sha256:$$debug"; \
@@ -155,8 +160,9 @@ sign: ## Sign the pushed indexes ($(REGISTRY)/$(IMAGE):$(TAG)[-distroless|-debug
 	  cosign sign --yes --recursive --tlog-upload=false --key "$$COSIGN_KEY" $(COSIGN_FLAGS) "$${ref%:*}@sha256:$$digest"; \
 	done
 
-verify: ## Verify a published image: make verify IMAGE=ref[@digest] [COSIGN_PUBLIC_KEY=cosign.pub]
-	VERIFY_IMAGE=$(IMAGE) $(CARGO) test --locked --test image -- --ignored --test-threads=1 'verify $(IMAGE)'
+verify: ## Verify a published image: make verify REF=repo:tag|repo@digest [COSIGN_PUBLIC_KEY=cosign.pub]
+	$(need-ref)
+	VERIFY_IMAGE=$(REF) $(CARGO) test --locked --test image -- --ignored --test-threads=1 'verify $(REF)'
 
 engine: ## Bring up what the images need (engine, buildx, QEMU, registry, stand-in bases): eval "$(make -s engine)"
 	@bash scripts/install-host-deps.sh e2e >&2
@@ -168,10 +174,11 @@ engine-stop: ## Stop what `make engine` started and undo its host changes (the c
 engine-purge: ## engine-stop, then delete the engine's cache (downloads, images, build cache)
 	@bash scripts/engine.sh purge
 
-e2e: ## The image checks (tests/image): make engine, the checks, make engine-stop
+e2e: ## The image checks (tests/image): make engine, the checks, then make engine-stop unless the engine was already running
 	@bash scripts/install-host-deps.sh e2e
 	$(CARGO) build --locked --tests
-	@trap 'bash scripts/engine.sh down' EXIT; env=$$(bash scripts/engine.sh up) && eval "$$env" && \
+	@if bash scripts/engine.sh running; then echo "make e2e: using the running engine (left running)"; \
+	  else trap 'bash scripts/engine.sh down' EXIT; fi; env=$$(bash scripts/engine.sh up) && eval "$$env" && \
 	  K8S_TOOLS=$(TOOLS) $(CARGO) test --locked --test image -- --ignored --test-threads=1 $(E2E_ARGS)
 
 attack: build ## Hostile clients against the release binary (slowloris, smuggling, HTTP/2 floods...), then 120 s of Parca + Alloy + go tool pprof at once: two tables

@@ -5,6 +5,7 @@
 #   engine.sh purge       down, then deletes the state directory (downloads, images, build cache)
 #   engine.sh tools       only the client tools (buildx plugin, cosign): export lines, no daemon
 #   engine.sh host-state  what must be the same before and after (the image checks compare it)
+#   engine.sh running     exit 0 while the private engine runs
 #
 # A working engine (`docker info` and `docker buildx` answer) is used as it is. Otherwise a
 # private dockerd 26 (Debian trixie's docker.io and docker-buildx, unpacked into the state
@@ -200,5 +201,6 @@ case ${1:-} in
   purge) down; rm -rf "$STATE"; log "deleted $STATE" ;;
   tools) fetch_packages >&2; printf 'export %s\n' "DOCKER_CONFIG=$STATE/docker-config" "PATH=$STATE/bin:\$PATH" ;;
   host-state) host_state ;;
-  *) echo "usage: $0 up|down|purge|tools|host-state" >&2; exit 2 ;;
+  running) alive dockerd ;; # exit 0 while a private engine runs (make e2e then leaves it running)
+  *) echo "usage: $0 up|down|purge|tools|host-state|running" >&2; exit 2 ;;
 esac

@@ -80,7 +80,7 @@ impl Debug {
             }
             ("/trace", true) => trace::capture(self, &query).await,
             ("/symbol", _) => symbol::handle(req).await,
-            (other, false) if index::is_endpoint(&other[1..]) => {
+            (other, false) if other == "/" || index::is_endpoint(&other[1..]) => {
                 responses::method_not_allowed("GET, HEAD")
             }
             _ => responses::not_found(),

@@ -186,7 +186,7 @@ fn fetched_symbols() -> Result<&'static std::path::PathBuf, String> {
         let dir = crate::bake::scratch_file("symbols");
         let _ = std::fs::remove_dir_all(&dir);
         let mut cmd = fixtures::make("symbols");
-        cmd.env("IMAGE", fixtures::Variant::Scratch.pushed_ref())
+        cmd.env("REF", fixtures::Variant::Scratch.pushed_ref())
             .env("SYMBOLS", &dir);
         crate::docker::output(&mut cmd, fixtures::BUILD_LIMIT)?;
         Ok(dir)

@@ -240,6 +240,37 @@ pub fn remove_all() {
     }
 }
 
+/// Removes every image in the engine named `names` (any tag, or only a digest): what this run
+/// built, pushed (the docker driver keeps a pushed image in the engine's store too) and
+/// pulled. The e2e uses names of its own, so nothing else is touched. Returns how many.
+pub fn remove_images_named(names: &[String]) -> usize {
+    let mut args = vec![
+        "images".to_owned(),
+        "-q".to_owned(),
+        "--no-trunc".to_owned(),
+    ];
+    for n in names {
+        args.push("--filter".to_owned());
+        args.push(format!("reference={n}"));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut ids: Vec<String> = docker(&args)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    if !ids.is_empty() {
+        let mut rmi = vec!["rmi", "-f"];
+        rmi.extend(ids.iter().map(String::as_str));
+        if let Err(e) = docker(&rmi) {
+            eprintln!("could not remove the run's images: {e}");
+        }
+    }
+    ids.len()
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

@@ -212,9 +212,43 @@ pub fn take_running(v: Variant, platform: &'static str) -> Result<Container, Str
         .expect("just started"))
 }
 
+/// Stops every container and removes every image this run made, so that afterwards the
+/// engine holds what it held before (the original's label filter lists only the user's).
 pub fn stop_all() {
     RUNNING.lock().unwrap_or_else(|p| p.into_inner()).clear();
     docker::remove_all();
+    let s = settings();
+    let n = docker::remove_images_named(&[s.image.clone(), format!("{}/{}", s.registry, s.image)]);
+    eprintln!(
+        "removed {n} images named {} or {}/{}",
+        s.image, s.registry, s.image
+    );
+}
+
+/// What the original's label filter still lists of this run's images (after `stop_all`).
+pub fn leftover_images() -> Vec<String> {
+    let listed = docker::docker(&[
+        "images",
+        "--filter",
+        "label=multi.l1=v1",
+        "--filter",
+        "label=multi.l2=v2",
+        "--filter",
+        "label=other=v3",
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+    ])
+    .unwrap_or_default();
+    let s = settings();
+    listed
+        .lines()
+        .filter(|l| {
+            l.split(':')
+                .next()
+                .is_some_and(|r| r == s.image || r.ends_with(&format!("/{}", s.image)))
+        })
+        .map(str::to_owned)
+        .collect()
 }
 
 pub fn host_platform() -> String {

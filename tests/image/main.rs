@@ -27,7 +27,7 @@ mod verify;
 fn main() -> std::process::ExitCode {
     let args = libtest_mimic::Arguments::from_args();
     let t0 = std::time::Instant::now();
-    // `make verify IMAGE=ref`: only the verification of that image.
+    // `make verify REF=ref`: only the verification of that image.
     let trials = match verify::Target::from_env() {
         Some(target) => verify::checks(&format!("verify {}", target.reference), move || {
             Ok(target.clone())
@@ -45,7 +45,17 @@ fn main() -> std::process::ExitCode {
     };
     report::reset();
     let conclusion = libtest_mimic::run(&args, trials);
+    if conclusion.num_passed + conclusion.num_failed == 0 {
+        // Nothing ran (a plain `cargo test`): no engine to clean up.
+        return conclusion.exit_code();
+    }
     fixtures::stop_all();
     report::print_summary(t0.elapsed());
+    // Nothing of this run stays in the engine: the label filter lists only the user's images.
+    let left = fixtures::leftover_images();
+    if !left.is_empty() {
+        eprintln!("images of this run left in the engine: {left:?}");
+        return std::process::ExitCode::FAILURE;
+    }
     conclusion.exit_code()
 }

@@ -1,6 +1,7 @@
 //! Each variant on each platform (arm64 under emulation), as `docker run` starts it: it
 //! answers, runs as the unprivileged uid, turns healthy by its own HEALTHCHECK, and stops on
-//! `docker stop` (SIGTERM to PID 1) at once with exit status 0.
+//! `docker stop` (SIGTERM to PID 1) at once with exit status 0; given `--port`, its
+//! HEALTHCHECK follows the port the service listens on.
 
 use std::time::{Duration, Instant};
 
@@ -59,6 +60,23 @@ pub fn checks() -> Vec<Trial> {
                 },
             ));
         }
+        all.push(check(
+            format!(
+                "{} linux/amd64 with --port 8080: HEALTHCHECK follows the flag, turns healthy",
+                v.name()
+            ),
+            move || {
+                fixtures::release()?;
+                let (c, _) = docker::Container::run_publishing(
+                    &v.local_ref(),
+                    "linux/amd64",
+                    &[8080],
+                    &[],
+                    &["--port", "8080"],
+                )?;
+                wait_health(&c, Duration::from_secs(60))
+            },
+        ));
     }
     all
 }

@@ -1,4 +1,4 @@
-//! Verifying a published image, as `make verify IMAGE=ref[@digest]` does for any image and the
+//! Verifying a published image, as `make verify REF=repo:tag|repo@digest` does for any image and the
 //! e2e does for what it pushed: the cosign signature (a key, or the release workflow's keyless
 //! identity), the provenance naming the source repository and the commit, the SBOM listing
 //! exactly the crates embedded in each platform's binary, and the documented config.
