@@ -25,6 +25,7 @@ fn parca_alloy_and_a_person_at_once_under_load() {
         baseline: Duration::from_secs(10),
         load_connections: 8,
         probe_limit: scrapers::PROBE_LIMIT,
+        throughput_share: Some(scrapers::THROUGHPUT_SHARE),
     };
     let outcome = scrapers::run(srv.addr, &plan);
     println!("{}", outcome.table());

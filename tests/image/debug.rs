@@ -144,9 +144,14 @@ fn scrapers_in_image(v: fixtures::Variant) -> Result<String, String> {
         scraping: Duration::from_secs(20),
         baseline: Duration::from_secs(5),
         load_connections: 8,
-        // Through the engine's port proxy a fresh connection costs a socat fork and exec:
-        // about 0.5 s when several open at once. A wedged worker never answers at all.
-        probe_limit: Duration::from_secs(1),
+        // Every connection to the container goes through the engine's port proxy, which
+        // forks and execs socat for each: under load, a fresh connection takes 0.5 to 1.5 s
+        // when several open at once, and the scrapers' fresh connections cost the proxy CPU
+        // on the same two cores the load uses. So here a stall is a probe unanswered for 3 s
+        // (a wedged worker never answers), and throughput is reported, not judged; the
+        // release binary's run (tests/scrapers.rs) judges both, straight to the server.
+        probe_limit: Duration::from_secs(3),
+        throughput_share: None,
     };
     let outcome = common::scrapers::run(c.addr(), &plan);
     eprintln!("{} linux/amd64:\n{}", v.name(), outcome.table());

@@ -271,6 +271,22 @@ pub fn remove_images_named(names: &[String]) -> usize {
     ids.len()
 }
 
+/// The Go original's README command, verbatim: `docker images` with its three label filters,
+/// as `repository:tag` lines.
+pub fn original_label_filter() -> Result<String, String> {
+    docker(&[
+        "images",
+        "--filter",
+        "label=multi.l1=v1",
+        "--filter",
+        "label=multi.l2=v2",
+        "--filter",
+        "label=other=v3",
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+    ])
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

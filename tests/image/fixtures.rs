@@ -227,18 +227,7 @@ pub fn stop_all() {
 
 /// What the original's label filter still lists of this run's images (after `stop_all`).
 pub fn leftover_images() -> Vec<String> {
-    let listed = docker::docker(&[
-        "images",
-        "--filter",
-        "label=multi.l1=v1",
-        "--filter",
-        "label=multi.l2=v2",
-        "--filter",
-        "label=other=v3",
-        "--format",
-        "{{.Repository}}:{{.Tag}}",
-    ])
-    .unwrap_or_default();
+    let listed = docker::original_label_filter().unwrap_or_default();
     let s = settings();
     listed
         .lines()

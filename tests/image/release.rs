@@ -134,17 +134,7 @@ fn local_image(v: Variant) -> Result<ImageInspect, String> {
 /// The Go original's README command, verbatim.
 fn label_filter() -> Result<String, String> {
     fixtures::release()?;
-    let listed = docker::docker(&[
-        "images",
-        "--filter",
-        "label=multi.l1=v1",
-        "--filter",
-        "label=multi.l2=v2",
-        "--filter",
-        "label=other=v3",
-        "--format",
-        "{{.Repository}}:{{.Tag}}",
-    ])?;
+    let listed = docker::original_label_filter()?;
     let listed: Vec<&str> = listed.lines().collect();
     let missing: Vec<String> = VARIANTS
         .iter()
