@@ -113,8 +113,12 @@ k8s-check: ## deploy/ rendered by kubectl kustomize: Kubernetes 1.37 schemas, re
 	@bash scripts/install-host-deps.sh k8s
 	K8S_TOOLS=$(TOOLS) $(CARGO) test --locked --test kubernetes -- --include-ignored --nocapture
 
+# bake's record of what it built and pushed (names, digests); `make push` reads it.
+METADATA_FILE ?= $(CURDIR)/target/bake-metadata.json
+
 release: ## Bake group default into the engine: $(IMAGE):$(TAG) (scratch) and $(IMAGE):$(TAG)-distroless, host platform
-	$(BAKE) $(BAKE_FLAGS) default
+	@mkdir -p $(dir $(METADATA_FILE))
+	$(BAKE) $(BAKE_FLAGS) --metadata-file=$(METADATA_FILE) default
 
 # rewrite-timestamp (layer file times clamped to SOURCE_DATE_EPOCH) works with a
 # docker-container builder, as in GitHub Actions; the docker driver refuses it on image
@@ -126,13 +130,18 @@ REWRITE_TIMESTAMP ?= $(shell docker buildx inspect 2>/dev/null | awk '/^Driver:/
 # Each image index's digest names its debug symbols (tag sha256-HEX.debug, the way cosign
 # names its sha256-HEX.sig), so `make symbols` finds them from any reference to the image.
 push: ## Bake group release (scratch + distroless + debug symbols, linux/amd64 + linux/arm64, SBOM + provenance) and push to $(REGISTRY)
-	REWRITE_TIMESTAMP=$(or $(REWRITE_TIMESTAMP),true) $(BAKE) $(BAKE_FLAGS) release --push
-	@for ref in $(REGISTRY)/$(IMAGE):$(TAG) $(REGISTRY)/$(IMAGE):$(TAG)-distroless; do \
-	  digest=$$(docker buildx imagetools inspect --raw "$$ref" | sha256sum | cut -d' ' -f1); \
-	  echo "debug symbols of $$ref: $(REGISTRY)/$(IMAGE):sha256-$$digest.debug"; \
-	  docker buildx imagetools create --progress=quiet \
-	    -t "$(REGISTRY)/$(IMAGE):sha256-$$digest.debug" "$(REGISTRY)/$(IMAGE):$(TAG)-debug"; \
+	@mkdir -p $(dir $(METADATA_FILE))
+	REWRITE_TIMESTAMP=$(or $(REWRITE_TIMESTAMP),true) $(BAKE) $(BAKE_FLAGS) --metadata-file=$(METADATA_FILE) release --push
+	@python3 -c '$(PUSHED_PY)' $(METADATA_FILE) | while read -r repo image debug; do \
+	  echo "debug symbols of $$repo@sha256:$$image: $$repo:sha256-$$image.debug"; \
+	  docker buildx imagetools create --progress=quiet -t "$$repo:sha256-$$image.debug" "$$repo@$$debug"; \
 	done
+
+# From bake's metadata: each image's repository, its index digest (hex) and the digest of the
+# debug symbols pushed with it (the tags may come from metadata-action's bake files).
+PUSHED_PY := import json, sys; m = json.load(open(sys.argv[1])); d = m["symbols"]["containerimage.digest"]; \
+  [print(n.rsplit(":", 1)[0] if ":" in n.rsplit("/", 1)[-1] else n, m[t]["containerimage.digest"][7:], d) \
+   for t in ("scratch", "distroless") for n in [m[t]["image.name"].split(",")[0]]]
 
 # Where `make symbols` puts them: SYMBOLS/BUILD_ID/httpserver{,.debug}, for PPROF_BINARY_PATH.
 SYMBOLS ?= symbols

@@ -68,24 +68,24 @@ impl BuildRun {
 pub fn run(label: &str, mut cmd: Command, limit: Duration) -> Result<BuildRun, String> {
     let metadata_file = scratch_file(&format!("metadata-{}.json", label.replace(' ', "-")));
     let _ = std::fs::remove_file(&metadata_file);
-    let flags = format!(
-        "--progress=rawjson --metadata-file={}",
-        metadata_file.display()
-    );
-    // Through make, BAKE_FLAGS carries the flags (after any the caller set); a direct bake
-    // takes them as arguments.
+    // Through make, BAKE_FLAGS carries the progress flag (after any the caller set) and
+    // METADATA_FILE names the metadata file (make's own verbs read it too); a direct bake
+    // takes both as arguments.
     if cmd.get_program() == "make" {
         let before = cmd
             .get_envs()
             .find(|(k, _)| *k == "BAKE_FLAGS")
             .and_then(|(_, v)| v)
             .map(|v| v.to_string_lossy().into_owned());
+        let flags = "--progress=rawjson";
         cmd.env(
             "BAKE_FLAGS",
-            before.map_or(flags.clone(), |b| format!("{b} {flags}")),
-        );
+            before.map_or(flags.to_owned(), |b| format!("{b} {flags}")),
+        )
+        .env("METADATA_FILE", &metadata_file);
     } else {
-        cmd.args(flags.split(' '));
+        cmd.arg("--progress=rawjson")
+            .arg(format!("--metadata-file={}", metadata_file.display()));
     }
     let what = format!("{cmd:?}");
     eprintln!("[{label}] {what}");
