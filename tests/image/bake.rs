@@ -64,8 +64,36 @@ impl BuildRun {
 }
 
 /// Runs `cmd` (a bake invocation, directly or through make) with rawjson progress and a
-/// metadata file; `label` prefixes the progress lines.
-pub fn run(label: &str, mut cmd: Command, limit: Duration) -> Result<BuildRun, String> {
+/// metadata file; `label` prefixes the progress lines. Once more if the local registry
+/// answered a push with a 500: distribution 2.8's filesystem storage rewrites a tag's link file
+/// in place, and a HEAD that reads it mid-write fails ("invalid checksum digest format").
+pub fn run(label: &str, cmd: Command, limit: Duration) -> Result<BuildRun, String> {
+    let again = copy_of(&cmd);
+    match run_once(label, cmd, limit) {
+        Err(e) if e.contains("500 Internal Server Error") => {
+            eprintln!("[{label}] the registry answered 500 (a tag read mid-write): once more");
+            run_once(label, again, limit)
+        }
+        other => other,
+    }
+}
+
+fn copy_of(cmd: &Command) -> Command {
+    let mut c = Command::new(cmd.get_program());
+    c.args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        c.current_dir(dir);
+    }
+    c
+}
+
+fn run_once(label: &str, mut cmd: Command, limit: Duration) -> Result<BuildRun, String> {
     let metadata_file = scratch_file(&format!("metadata-{}.json", label.replace(' ', "-")));
     let _ = std::fs::remove_file(&metadata_file);
     // Through make, BAKE_FLAGS carries the progress flag (after any the caller set) and
