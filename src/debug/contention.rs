@@ -22,11 +22,9 @@ pub enum Kind {
 }
 
 pub async fn profile(kind: Kind, query: &str, max_seconds: u64) -> Response<Body> {
-    let (level, seconds) = match params::debug(query, 1)
-        .and_then(|level| Ok((level, params::delta_seconds(query, max_seconds, level)?)))
-    {
+    let (level, seconds) = match params::snapshot(query, 1, max_seconds) {
         Ok(v) => v,
-        Err(m) => return params::bad_request(&m),
+        Err(resp) => return resp,
     };
     if level > 0 {
         // Go's legacy text header for contention profiles, with nothing under it.

@@ -17,11 +17,9 @@ use crate::responses::{self, Body};
 use crate::tasks::{self, Task};
 
 pub async fn goroutine(query: &str, max_seconds: u64) -> Response<Body> {
-    let (level, seconds) = match params::debug(query, 2)
-        .and_then(|level| Ok((level, params::delta_seconds(query, max_seconds, level)?)))
-    {
+    let (level, seconds) = match params::snapshot(query, 2, max_seconds) {
         Ok(v) => v,
-        Err(m) => return params::bad_request(&m),
+        Err(resp) => return resp,
     };
     match level {
         0 => {

@@ -29,13 +29,9 @@ impl Kind {
 }
 
 pub async fn profile(debug: &Debug, kind: Kind, query: &str) -> Response<Body> {
-    let level = match params::debug(query, 1) {
-        Ok(n) => n,
-        Err(m) => return params::bad_request(&m),
-    };
-    let seconds = match params::delta_seconds(query, debug.limits.max_seconds, level) {
-        Ok(s) => s,
-        Err(m) => return params::bad_request(&m),
+    let (level, seconds) = match params::snapshot(query, 1, debug.limits.max_seconds) {
+        Ok(v) => v,
+        Err(resp) => return resp,
     };
     let records = match seconds {
         None => heap::snapshot(),

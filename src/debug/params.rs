@@ -35,17 +35,22 @@ pub fn optional_seconds(query: &str, max: u64) -> Result<Option<u64>, String> {
     }
 }
 
-/// `seconds=N` on a snapshot profile (heap, allocs, goroutine, block, mutex, threadcreate):
-/// Go's delta over N seconds, which it serves only as protobuf (`debug=0`), as here.
-pub fn delta_seconds(query: &str, max: u64, level: u8) -> Result<Option<u64>, String> {
-    let seconds = optional_seconds(query, max)?;
-    if seconds.is_some() && level != 0 {
-        return Err(
-            "seconds and debug params are incompatible: a delta profile is protobuf only (debug=0)"
-                .into(),
-        );
-    }
-    Ok(seconds)
+/// `debug=N` (0 to `max_debug`) and `seconds=N` of a snapshot profile (heap, allocs,
+/// goroutine, block, mutex, threadcreate): Go's delta over N seconds, which it serves only as
+/// protobuf (`debug=0`), as here. A bad value is the 400 to answer.
+pub fn snapshot(
+    query: &str,
+    max_debug: u8,
+    max_seconds: u64,
+) -> Result<(u8, Option<u64>), Response<Body>> {
+    let parsed = debug(query, max_debug).and_then(|level| {
+        let seconds = optional_seconds(query, max_seconds)?;
+        if seconds.is_some() && level != 0 {
+            return Err("seconds and debug params are incompatible: a delta profile is protobuf only (debug=0)".into());
+        }
+        Ok((level, seconds))
+    });
+    parsed.map_err(|m| bad_request(&m))
 }
 
 /// `debug=N`: 0 (pprof protobuf, the default) up to `max` (text forms).
@@ -122,9 +127,12 @@ mod tests {
 
     #[test]
     fn delta_is_protobuf_only() {
-        assert_eq!(delta_seconds("seconds=2", 300, 0), Ok(Some(2)));
-        assert_eq!(delta_seconds("debug=1", 300, 1), Ok(None));
-        assert!(delta_seconds("seconds=2&debug=1", 300, 1).is_err());
+        assert_eq!(snapshot("seconds=2", 1, 300).ok(), Some((0, Some(2))));
+        assert_eq!(snapshot("debug=1", 1, 300).ok(), Some((1, None)));
+        for bad in ["seconds=2&debug=1", "debug=2", "seconds=0"] {
+            let resp = snapshot(bad, 1, 300).err().unwrap();
+            assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{bad}");
+        }
     }
 
     #[test]

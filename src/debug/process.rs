@@ -45,11 +45,9 @@ pub fn threads() -> Vec<Thread> {
 }
 
 pub async fn threadcreate(query: &str, max_seconds: u64) -> Response<Body> {
-    let (level, seconds) = match params::debug(query, 1)
-        .and_then(|level| Ok((level, params::delta_seconds(query, max_seconds, level)?)))
-    {
+    let (level, seconds) = match params::snapshot(query, 1, max_seconds) {
         Ok(v) => v,
-        Err(m) => return params::bad_request(&m),
+        Err(resp) => return resp,
     };
     if level > 0 {
         let threads = threads();

@@ -3,7 +3,7 @@
 //! the virtual environment `make k8s-check` installs (K8S_TOOLS, its bin directory).
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 
@@ -13,41 +13,10 @@ fn tools() -> Result<PathBuf, String> {
         .ok_or_else(|| "K8S_TOOLS is not set (make k8s-check sets it)".to_owned())
 }
 
-fn run(cmd: &mut Command, input: Option<&[u8]>) -> Result<Vec<u8>, String> {
-    use std::io::Write;
-    let mut child = cmd
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("{cmd:?}: {e}"))?;
-    if let Some(bytes) = input {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(bytes)
-            .map_err(|e| e.to_string())?;
-    }
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(format!(
-            "{cmd:?}: {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(out.stdout)
-}
-
 /// The YAML `kubectl kustomize deploy/OVERLAY` prints.
 pub fn rendered_yaml(overlay: &str) -> Result<Vec<u8>, String> {
     let dir = format!("{}/deploy/{overlay}", env!("CARGO_MANIFEST_DIR"));
-    run(
+    super::output_of(
         Command::new(tools()?.join("kubectl")).args(["kustomize", &dir]),
         None,
     )
@@ -70,7 +39,7 @@ impl Rendered {
 pub fn render(overlay: &str) -> Result<Rendered, String> {
     let yaml = rendered_yaml(overlay)?;
     // PyYAML comes with kubernetes-validate in the same environment.
-    let json = run(
+    let json = super::output_of(
         Command::new(tools()?.join("python")).args([
             "-c",
             "import json, sys, yaml; json.dump([d for d in yaml.safe_load_all(sys.stdin) if d], sys.stdout)",

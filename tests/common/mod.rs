@@ -433,6 +433,38 @@ pub fn llvm_tools_dir() -> String {
         .unwrap_or_default()
 }
 
+/// Runs `cmd` with `input` (if any) on its standard input: its standard output, or what
+/// went wrong (its status and standard error).
+pub fn output_of(cmd: &mut Command, input: Option<&[u8]>) -> Result<Vec<u8>, String> {
+    let mut child = cmd
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{cmd:?}: {e}"))?;
+    if let Some(bytes) = input {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(bytes)
+            .map_err(|e| e.to_string())?;
+    }
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!(
+            "{cmd:?}: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(out.stdout)
+}
+
 /// A new, empty directory of this test process's own; the caller removes it.
 pub fn scratch_dir(what: &str) -> PathBuf {
     static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);

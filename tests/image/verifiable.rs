@@ -238,20 +238,8 @@ fn published(reference: &str) -> Result<Published, String> {
 }
 
 fn sha256_hex(bytes: &[u8]) -> Result<String, String> {
-    use std::io::Write;
-    let mut child = Command::new("sha256sum")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(bytes)
-        .map_err(|e| e.to_string())?;
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    Ok(String::from_utf8_lossy(&out.stdout)
+    let out = crate::common::output_of(&mut Command::new("sha256sum"), Some(bytes))?;
+    Ok(String::from_utf8_lossy(&out)
         .split_whitespace()
         .next()
         .unwrap_or("")
