@@ -79,10 +79,10 @@ fmt-check: ## cargo fmt --check
 	$(CARGO) fmt --all -- --check
 
 clippy: ## cargo clippy on every target, warnings as errors
-	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
-unit: ## cargo test: unit and integration tests on the debug build
-	$(CARGO) test --locked
+unit: ## cargo test: unit and integration tests of both crates (service, profiler) on the debug build
+	$(CARGO) test --locked --workspace
 
 static-test: build ## The release musl binaries: static, arm64 serves under qemu, profiles name our frames, deadlines hold, continuous profilers' scrapes all succeed
 	HTTPSERVER_BIN=$(CURDIR)/bin/amd64/httpserver HTTPSERVER_STATIC_DIR=$(CURDIR)/bin \

@@ -24,6 +24,8 @@ has e2e && need slirp4netns=slirp4netns socat=socat iptables=iptables debootstra
 has attack && need slowhttptest=slowhttptest h2load=nghttp2-client
 has bench && need wrk=wrk go=golang-go taskset=util-linux h2load=nghttp2-client nginx=nginx-light valgrind=valgrind musl-gcc=musl-tools
 has bench && [[ ! -d /usr/share/gocode/src/github.com/golang/glog ]] && apt_pkgs+=(golang-glog-dev)
+# google/pprof's profile.proto, which the profiler crate's prost messages are checked against.
+has test && [[ ! -f /usr/share/gocode/src/github.com/google/pprof/proto/profile.proto ]] && apt_pkgs+=(golang-github-google-pprof-dev)
 if ((${#apt_pkgs[@]})); then
   echo "installing Debian packages: ${apt_pkgs[*]}"
   # Wait for another apt/dpkg (unattended upgrades, a second shell) instead of failing at once.

@@ -4,8 +4,8 @@
 //!
 //! Where things are: `config` (flags and environment), `server` (`run`), `accept` (accept
 //! loops and the connection limit), `connection` (one connection's lifecycle and deadlines),
-//! `routes` (routing), `debug` (each /debug/pprof endpoint), `profiler` (CPU and heap sampling,
-//! pprof encoding), `lifecycle` (readiness, drain), `shutdown` (signals and the drain
+//! `routes` (routing), `debug` (each /debug/pprof endpoint; the samplers and pprof encoding are
+//! the `profiler` crate, crates/profiler), `lifecycle` (readiness, drain), `shutdown` (signals and the drain
 //! sequence), `tasks` (the registry /debug/pprof/goroutine reads), `fd_limit` (open files), `telemetry` (logs, traces).
 
 mod accept;
@@ -16,7 +16,6 @@ pub mod fd_limit;
 pub mod healthcheck;
 pub mod lifecycle;
 pub mod listener;
-pub mod profiler;
 pub mod request_body;
 pub mod responses;
 pub mod routes;

@@ -8,12 +8,12 @@ use clap::Parser;
 use clap::error::ErrorKind;
 
 use httpserver::config::{self, Cli, Command, DebugPlacement, Settings};
-use httpserver::profiler::heap::Sampling;
 use httpserver::shutdown::Signals;
-use httpserver::{Config, Listeners, fd_limit, healthcheck, listener, profiler, telemetry};
+use httpserver::{Config, Listeners, fd_limit, healthcheck, listener, telemetry};
+use profiler::heap::Sampling;
 
 /// The system allocator (musl's, in the images) with Go-style heap sampling (see
-/// profiler::heap).
+/// the profiler crate's heap module).
 #[cfg(not(feature = "mimalloc"))]
 #[global_allocator]
 static ALLOC: Sampling<std::alloc::System> = Sampling(std::alloc::System);

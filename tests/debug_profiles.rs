@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::{Server, decode, get};
-use httpserver::profiler::pprof::Profile;
+use profiler::pprof::Profile;
 
 fn sample_types(p: &Profile) -> Vec<String> {
     p.sample_type

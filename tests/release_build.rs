@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::{Server, get};
-use httpserver::profiler::pprof::Profile;
 use object::{Object, ObjectSection};
+use profiler::pprof::Profile;
 
 use common::decode;
 

@@ -9,8 +9,8 @@ use std::time::Duration;
 use hyper::{Response, StatusCode};
 
 use super::params;
-use crate::profiler::pprof::Builder;
 use crate::responses::{self, Body};
+use profiler::pprof::Builder;
 
 /// Why the profiles are empty, in the profile itself and on the index.
 pub const WHY_EMPTY: &str = "always empty: Rust has no runtime that records blocking or lock contention (Go's is empty too until a program sets its rate)";

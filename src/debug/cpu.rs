@@ -9,9 +9,9 @@ use std::time::Duration;
 use hyper::{Response, StatusCode};
 
 use super::{Debug, params};
-use crate::profiler::cpu::{CpuProfile, CpuSampler};
-use crate::profiler::pprof::{self, Builder, Profile};
 use crate::responses::{self, Body};
+use profiler::cpu::{CpuProfile, CpuSampler};
+use profiler::pprof::{self, Builder, Profile};
 
 const SAMPLE_HZ: u32 = 100;
 
@@ -58,7 +58,7 @@ pub fn to_pprof(p: &CpuProfile) -> Profile {
         ("cpu", "nanoseconds", period),
     );
     b.duration(p.duration);
-    for (stack, n) in p.table.iter() {
+    for (stack, n) in p.samples() {
         b.sample(stack, vec![n as i64, n as i64 * period], &[]);
     }
     if p.dropped > 0 {
@@ -86,7 +86,7 @@ pub fn to_pprof(p: &CpuProfile) -> Profile {
 fn to_svg(p: &CpuProfile) -> Result<Vec<u8>, String> {
     let mut names: HashMap<u64, String> = HashMap::new();
     let mut lines = Vec::new();
-    for (stack, n) in p.table.iter() {
+    for (stack, n) in p.samples() {
         let mut frames: Vec<String> = Vec::new();
         for addr in stack.iter().rev() {
             let name = names.entry(*addr).or_insert_with(|| {
@@ -104,10 +104,7 @@ fn to_svg(p: &CpuProfile) -> Result<Vec<u8>, String> {
         ).into_bytes());
     }
     let mut opts = inferno::flamegraph::Options::default();
-    opts.title = format!(
-        "httpserver CPU, {seconds:.0} s, {} samples",
-        p.table.total()
-    );
+    opts.title = format!("httpserver CPU, {seconds:.0} s, {} samples", p.total());
     let mut svg = Vec::new();
     inferno::flamegraph::from_lines(&mut opts, lines.iter().map(String::as_str), &mut svg)
         .map_err(|e| e.to_string())?;

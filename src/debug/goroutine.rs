@@ -12,9 +12,9 @@ use hyper::{Response, StatusCode};
 
 use super::params;
 use super::process::threads;
-use crate::profiler::pprof::{self, Builder};
 use crate::responses::{self, Body};
 use crate::tasks::{self, Task};
+use profiler::pprof::{self, Builder};
 
 pub async fn goroutine(query: &str, max_seconds: u64) -> Response<Body> {
     let (level, seconds) = match params::snapshot(query, 2, max_seconds) {

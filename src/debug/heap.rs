@@ -9,9 +9,9 @@ use std::time::Duration;
 use hyper::{Response, StatusCode};
 
 use super::{Debug, params};
-use crate::profiler::heap::{self, Record};
-use crate::profiler::pprof::{self, Builder, Profile};
 use crate::responses::{self, Body};
+use profiler::heap::{self, Record};
+use profiler::pprof::{self, Builder, Profile};
 
 #[derive(Debug, Clone, Copy)]
 pub enum Kind {
@@ -91,26 +91,12 @@ pub fn to_pprof(kind: Kind, records: &[Record], rate: usize) -> Profile {
         let (ao, ab) = heap::scale(r.alloc_objects, r.alloc_bytes, rate);
         let (io, ib) = heap::scale(r.inuse_objects, r.inuse_bytes, rate);
         b.sample(
-            caller_stack(&r.stack),
+            heap::caller_stack(&r.stack),
             vec![ao as i64, ab as i64, io as i64, ib as i64],
             &[],
         );
     }
     b.build()
-}
-
-/// The stack from the allocating code outwards: without the sampler's and the global
-/// allocator's own frames (Go's heap profiles likewise start above malloc).
-fn caller_stack(stack: &[u64]) -> &[u64] {
-    let internal = |name: &str| {
-        name.starts_with("httpserver::profiler::")
-            || name.starts_with("<httpserver::profiler::heap::Sampling")
-            || name.starts_with("__rust_")
-            || name.starts_with("__rustc::")
-            || name.starts_with("__rdl_")
-            || name.starts_with("__rg_")
-    };
-    &stack[pprof::leading_frames(stack, internal)..]
 }
 
 /// Go's `debug=1` heap text: a header with the totals, then each stack with its figures
@@ -138,7 +124,7 @@ fn to_text(records: &[Record], rate: usize) -> String {
         rate * 2
     );
     for (r, v) in &scaled {
-        let stack = caller_stack(&r.stack);
+        let stack = heap::caller_stack(&r.stack);
         out.push_str(&format!("{}: {} [{}: {}] @", v[0], v[1], v[2], v[3]));
         for a in stack {
             out.push_str(&format!(" {a:#x}"));

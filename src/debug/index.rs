@@ -7,9 +7,9 @@ use hyper::{Request, Response, StatusCode};
 use super::Debug;
 use super::contention::WHY_EMPTY;
 use super::process::threads;
-use crate::profiler::heap;
 use crate::responses::{self, Body};
 use crate::tasks;
+use profiler::heap;
 
 struct Entry {
     name: &'static str,

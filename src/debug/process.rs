@@ -5,8 +5,8 @@
 use hyper::{Response, StatusCode};
 
 use super::params;
-use crate::profiler::pprof::Builder;
 use crate::responses::{self, Body};
+use profiler::pprof::Builder;
 
 pub fn cmdline() -> Response<Body> {
     let args: Vec<String> = std::env::args().collect();

@@ -7,8 +7,8 @@ use http_body_util::{BodyExt, Limited};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
-use crate::profiler::pprof;
 use crate::responses::{self, Body};
+use profiler::pprof;
 
 /// Largest lookup body accepted.
 const MAX_BODY: usize = 64 * 1024;

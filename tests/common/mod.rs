@@ -355,13 +355,13 @@ fn clients(
 
 /// The gzipped pprof protobuf of a `debug=0` answer, decoded; panics (fails the test) on
 /// anything else.
-pub fn decode(body: &[u8]) -> httpserver::profiler::pprof::Profile {
+pub fn decode(body: &[u8]) -> profiler::pprof::Profile {
     use prost::Message;
     let mut raw = Vec::new();
     flate2::read::GzDecoder::new(body)
         .read_to_end(&mut raw)
         .expect("a gzip body");
-    httpserver::profiler::pprof::Profile::decode(&raw[..]).expect("a pprof protobuf")
+    profiler::pprof::Profile::decode(&raw[..]).expect("a pprof protobuf")
 }
 
 /// Has `go tool pprof` (a real pprof client: Debian's golang-go) read the gzipped profile

@@ -63,7 +63,7 @@ fn under_load<T>(c: &Container, f: impl FnOnce() -> T) -> T {
     out
 }
 
-fn decoded(c: &Container, path: &str) -> Result<httpserver::profiler::pprof::Profile, String> {
+fn decoded(c: &Container, path: &str) -> Result<profiler::pprof::Profile, String> {
     let r = get(c, path, Duration::from_secs(60))?;
     if r.status != 200 {
         return Err(format!("GET {path}: {} {}", r.status, r.text()));
@@ -72,7 +72,7 @@ fn decoded(c: &Container, path: &str) -> Result<httpserver::profiler::pprof::Pro
         .map_err(|_| format!("{path}: not a pprof profile"))
 }
 
-fn ours(p: &httpserver::profiler::pprof::Profile) -> usize {
+fn ours(p: &profiler::pprof::Profile) -> usize {
     p.function
         .iter()
         .filter(|f| p.string(f.name).starts_with("httpserver::"))

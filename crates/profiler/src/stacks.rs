@@ -2,11 +2,11 @@
 //! a signal handler: allocated before sampling starts, then no allocation and no lock; a full
 //! table counts what it could not keep instead of growing.
 
-use super::unwind::{MAX_DEPTH, Stack};
+use crate::unwind::{MAX_DEPTH, Stack};
 
-pub struct StackTable {
+pub(crate) struct StackTable {
     slots: Box<[Slot]>,
-    pub dropped: u64,
+    pub(crate) dropped: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -26,7 +26,7 @@ const EMPTY: Slot = Slot {
 const PROBES: usize = 64;
 
 impl StackTable {
-    pub fn with_capacity(slots: usize) -> Self {
+    pub(crate) fn with_capacity(slots: usize) -> Self {
         Self {
             slots: vec![EMPTY; slots.next_power_of_two()].into_boxed_slice(),
             dropped: 0,
@@ -34,7 +34,7 @@ impl StackTable {
     }
 
     /// Adds one sample of `stack`. Async-signal-safe.
-    pub fn add(&mut self, stack: &Stack) {
+    pub(crate) fn add(&mut self, stack: &Stack) {
         let hash = fnv(stack.as_slice()) | 1;
         let mask = self.slots.len() - 1;
         for probe in 0..PROBES {
@@ -56,14 +56,14 @@ impl StackTable {
     }
 
     /// Each distinct stack with its sample count.
-    pub fn iter(&self) -> impl Iterator<Item = (&[u64], u64)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u64], u64)> {
         self.slots
             .iter()
             .filter(|s| s.hash != 0)
             .map(|s| (s.stack.as_slice(), s.count))
     }
 
-    pub fn total(&self) -> u64 {
+    pub(crate) fn total(&self) -> u64 {
         self.iter().map(|(_, n)| n).sum()
     }
 }

@@ -11,56 +11,59 @@ use framehop::{
     UnwindRegsNative, Unwinder, UnwinderNative,
 };
 
-use super::exe::Executable;
+use crate::Error;
+use crate::exe::Executable;
+use crate::reentry::unsampled;
 
 /// Deepest stack recorded; deeper ones keep their innermost frames.
-pub const MAX_DEPTH: usize = 64;
+pub(crate) const MAX_DEPTH: usize = 64;
 
 /// Instruction addresses, innermost first. Return addresses are stored minus one, so every
 /// address lies inside its call instruction (symbolizers then name the right line).
 #[derive(Clone, Copy)]
-pub struct Stack {
-    pub frames: [u64; MAX_DEPTH],
-    pub len: usize,
+pub(crate) struct Stack {
+    pub(crate) frames: [u64; MAX_DEPTH],
+    pub(crate) len: usize,
 }
 
 impl Stack {
-    pub const fn empty() -> Self {
+    pub(crate) const fn empty() -> Self {
         Self {
             frames: [0; MAX_DEPTH],
             len: 0,
         }
     }
 
-    pub fn as_slice(&self) -> &[u64] {
+    pub(crate) fn as_slice(&self) -> &[u64] {
         &self.frames[..self.len]
     }
 }
 
 struct Walker {
     unwinder: UnwinderNative<&'static [u8], MustNotAllocateDuringUnwind>,
-    /// The rule cache; `BUSY` guards it (a signal may interrupt a walk on the same thread).
+    /// The rule cache; `WALKING` guards it (a signal may interrupt a walk on the same thread).
     cache: std::cell::UnsafeCell<CacheNative<MustNotAllocateDuringUnwind>>,
 }
 
-// SAFETY: `cache` is only touched while holding `BUSY`.
+// SAFETY: `cache` is only touched while holding `WALKING`.
 unsafe impl Sync for Walker {}
 
-static WALKER: OnceLock<Result<Walker, String>> = OnceLock::new();
-static BUSY: AtomicBool = AtomicBool::new(false);
+static WALKER: OnceLock<Result<Walker, Error>> = OnceLock::new();
+/// Held while a walk uses the walker's cache.
+static WALKING: AtomicBool = AtomicBool::new(false);
 
 /// Builds the unwinder (reads our executable's section headers once). Call at startup, before
 /// any sampler runs: the signal handler must never be the one to initialise it.
-pub fn init() -> Result<&'static Executable, String> {
+pub(crate) fn init() -> Result<&'static Executable, Error> {
     if let (Some(Ok(exe)), Some(Ok(_))) = (EXE.get(), WALKER.get()) {
         return Ok(exe);
     }
-    super::heap::unsampled(init_once)
+    unsampled(init_once)
 }
 
-static EXE: OnceLock<Result<Executable, String>> = OnceLock::new();
+static EXE: OnceLock<Result<Executable, Error>> = OnceLock::new();
 
-fn init_once() -> Result<&'static Executable, String> {
+fn init_once() -> Result<&'static Executable, Error> {
     let exe = EXE
         .get_or_init(Executable::load)
         .as_ref()
@@ -79,7 +82,9 @@ fn init_once() -> Result<&'static Executable, String> {
                 eh_frame_hdr: s.eh_frame_hdr.as_ref().map(|e| e.1),
                 ..Default::default()
             };
-            let main = exe.main_mapping().ok_or("no mapping of the executable")?;
+            let main = exe
+                .main_mapping()
+                .ok_or_else(|| Error::Executable("no mapping of the executable".into()))?;
             let mut unwinder = UnwinderNative::new();
             unwinder.add_module(Module::new(
                 main.path.clone(),
@@ -103,7 +108,7 @@ fn init_once() -> Result<&'static Executable, String> {
 ///
 /// # Safety
 /// `ucontext` must be the third argument of an `SA_SIGINFO` handler.
-pub unsafe fn from_signal(ucontext: *mut libc::c_void, out: &mut Stack) -> Option<()> {
+pub(crate) unsafe fn from_signal(ucontext: *mut libc::c_void, out: &mut Stack) -> Option<()> {
     // SAFETY: forwarded from the caller.
     let (pc, regs) = unsafe { regs_from_ucontext(ucontext)? };
     walk(pc, regs, 0, false, out)
@@ -112,7 +117,7 @@ pub unsafe fn from_signal(ucontext: *mut libc::c_void, out: &mut Stack) -> Optio
 /// Walks the caller's stack, skipping `skip` innermost frames. Not for signal handlers: it
 /// waits while another thread's walk finishes (a signal handler never waits).
 #[inline(never)]
-pub fn here(skip: usize, out: &mut Stack) -> Option<()> {
+pub(crate) fn here(skip: usize, out: &mut Stack) -> Option<()> {
     let (pc, regs) = current_regs();
     walk(pc, regs, skip, true, out)
 }
@@ -121,13 +126,13 @@ fn walk(pc: u64, regs: UnwindRegsNative, skip: usize, wait: bool, out: &mut Stac
     let Some(Ok(walker)) = WALKER.get() else {
         return None;
     };
-    while BUSY.swap(true, Ordering::Acquire) {
+    while WALKING.swap(true, Ordering::Acquire) {
         if !wait {
             return None;
         }
         std::hint::spin_loop();
     }
-    // SAFETY: BUSY is held, so this is the only reference to the cache.
+    // SAFETY: WALKING is held, so this is the only reference to the cache.
     let cache = unsafe { &mut *walker.cache.get() };
     out.len = 0;
     let complete = walk_frames(walker, cache, pc, regs, skip, out);
@@ -149,7 +154,7 @@ fn walk(pc: u64, regs: UnwindRegsNative, skip: usize, wait: bool, out: &mut Stac
             *out = retry;
         }
     }
-    BUSY.store(false, Ordering::Release);
+    WALKING.store(false, Ordering::Release);
     Some(())
 }
 
@@ -205,14 +210,11 @@ fn frameless_caller(regs: UnwindRegsNative) -> Option<(u64, UnwindRegsNative)> {
 /// readable, so a corrupt frame never makes the unwinder fault.
 static PROBE: [AtomicI32; 2] = [AtomicI32::new(-1), AtomicI32::new(-1)];
 
-fn open_probe_pipe() -> Result<(), String> {
+fn open_probe_pipe() -> Result<(), Error> {
     let mut fds = [0; 2];
     // SAFETY: plain syscall with a valid out array.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
-        return Err(format!(
-            "cannot create the unwinder's probe pipe: {}",
-            std::io::Error::last_os_error()
-        ));
+        return Err(Error::last_os("pipe2 (the unwinder's probe pipe)"));
     }
     PROBE[0].store(fds[0], Ordering::Release);
     PROBE[1].store(fds[1], Ordering::Release);
@@ -326,7 +328,7 @@ mod tests {
         let names: Vec<String> = stack
             .as_slice()
             .iter()
-            .filter_map(|&a| super::super::pprof::symbolize(a).map(|s| s.name))
+            .filter_map(|&a| crate::pprof::symbolize(a).map(|s| s.name))
             .collect();
         assert!(
             names

@@ -13,7 +13,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
-use super::unwind::{self, Stack};
+use crate::reentry::{inside, unsampled};
+use crate::unwind::{self, Stack};
 
 /// Go's default: one sample per 512 KiB allocated on average.
 pub const DEFAULT_RATE: usize = 512 * 1024;
@@ -38,8 +39,6 @@ thread_local! {
     /// Bytes this thread may still allocate before its next sample (0: not drawn yet).
     static COUNTDOWN: Cell<isize> = const { Cell::new(0) };
     static RNG: Cell<u64> = const { Cell::new(0) };
-    /// Set while this thread is inside the sampler: its own bookkeeping is never sampled.
-    static INSIDE: Cell<bool> = const { Cell::new(false) };
 }
 
 // SAFETY: every call is forwarded to `A` with the same arguments; sampling only observes.
@@ -94,14 +93,14 @@ fn after_alloc(p: *mut u8, size: usize) {
             true
         }
     });
-    if due && !INSIDE.get() {
+    if due && !inside() {
         record(p as usize, size);
     }
 }
 
 #[inline]
 fn before_free(p: *mut u8) {
-    if FILTER[slot(p as usize)].load(Ordering::Relaxed) != 0 && !INSIDE.get() {
+    if FILTER[slot(p as usize)].load(Ordering::Relaxed) != 0 && !inside() {
         forget(p as usize);
     }
 }
@@ -160,20 +159,11 @@ pub struct Record {
 
 static SAMPLED: Mutex<Option<Sampled>> = Mutex::new(None);
 
-/// Runs `f` with this thread's allocations unsampled: the sampler's own bookkeeping, and the
-/// unwinder's one-time setup (a sample taken there would need the unwinder being built).
-pub fn unsampled<T>(f: impl FnOnce() -> T) -> T {
-    let was = INSIDE.replace(true);
-    let out = f();
-    INSIDE.set(was);
-    out
-}
-
 #[inline(never)]
 fn record(addr: usize, size: usize) {
     unsampled(|| {
         let mut stack = Stack::empty();
-        // The first sample builds the unwinder (its own allocations are not sampled: INSIDE).
+        // The first sample builds the unwinder (its own allocations are not sampled: reentry).
         // The sampler's and the allocator's own frames are trimmed when a profile is built.
         if unwind::init().is_err() || unwind::here(1, &mut stack).is_none() {
             stack.len = 0;
@@ -255,6 +245,22 @@ pub fn stack_count() -> usize {
         let guard = SAMPLED.lock().unwrap_or_else(|p| p.into_inner());
         guard.as_ref().map_or(0, |s| s.stacks.len())
     })
+}
+
+/// The stack from the allocating code outwards: without the sampler's and the global
+/// allocator's own frames (Go's heap profiles likewise start above malloc).
+pub fn caller_stack(stack: &[u64]) -> &[u64] {
+    const OURS: &str = concat!(env!("CARGO_CRATE_NAME"), "::");
+    const SAMPLING: &str = concat!("<", env!("CARGO_CRATE_NAME"), "::heap::Sampling");
+    let internal = |name: &str| {
+        name.starts_with(OURS)
+            || name.starts_with(SAMPLING)
+            || name.starts_with("__rust_")
+            || name.starts_with("__rustc::")
+            || name.starts_with("__rdl_")
+            || name.starts_with("__rg_")
+    };
+    &stack[crate::pprof::leading_frames(stack, internal)..]
 }
 
 /// Go's scaleHeapSample: turns sampled (objects, bytes) into estimates of the real totals.

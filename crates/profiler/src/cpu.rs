@@ -9,8 +9,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
-use super::stacks::StackTable;
-use super::unwind::{self, Stack};
+use crate::Error;
+use crate::stacks::StackTable;
+use crate::unwind::{self, Stack};
 
 /// Distinct stacks kept per capture (about 0.5 KiB each).
 const TABLE_SLOTS: usize = 2048;
@@ -32,7 +33,7 @@ static OPEN: Mutex<(usize, Duration)> = Mutex::new((0, Duration::ZERO));
 
 /// A finished capture.
 pub struct CpuProfile {
-    pub table: StackTable,
+    table: StackTable,
     pub period: Duration,
     pub duration: Duration,
     /// Samples lost because the table was full.
@@ -67,11 +68,11 @@ fn lost() -> (u64, u64) {
 impl CpuSampler {
     /// Opens a window. The first one sets the rate (`hz`); later ones share it while any is
     /// open, so every overlapping profile has the same period.
-    pub fn start(hz: u32) -> Result<Self, String> {
+    pub fn start(hz: u32) -> Result<Self, Error> {
         unwind::init()?;
         let mut open = open();
         let Some(slot) = WINDOWS.iter().position(|w| w.load(SeqCst).is_null()) else {
-            return Err(format!("all {MAX_WINDOWS} CPU capture windows are open"));
+            return Err(Error::WindowsFull { max: MAX_WINDOWS });
         };
         let table = Box::into_raw(Box::new(StackTable::with_capacity(TABLE_SLOTS)));
         WINDOWS[slot].store(table, SeqCst);
@@ -131,6 +132,18 @@ impl CpuSampler {
     }
 }
 
+impl CpuProfile {
+    /// Each distinct stack (instruction addresses, innermost first) with its sample count.
+    pub fn samples(&self) -> impl Iterator<Item = (&[u64], u64)> {
+        self.table.iter()
+    }
+
+    /// Samples kept.
+    pub fn total(&self) -> u64 {
+        self.table.total()
+    }
+}
+
 impl Drop for CpuSampler {
     fn drop(&mut self) {
         if self.running {
@@ -173,7 +186,7 @@ extern "C" fn on_sigprof(
     unsafe { *libc::__errno_location() = errno };
 }
 
-fn install_handler(handler: usize) -> Result<(), String> {
+fn install_handler(handler: usize) -> Result<(), Error> {
     // SAFETY: a zeroed sigaction with the handler and flags set is valid.
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
@@ -181,16 +194,13 @@ fn install_handler(handler: usize) -> Result<(), String> {
         action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
         libc::sigemptyset(&mut action.sa_mask);
         if libc::sigaction(libc::SIGPROF, &action, std::ptr::null_mut()) != 0 {
-            return Err(format!(
-                "sigaction(SIGPROF): {}",
-                std::io::Error::last_os_error()
-            ));
+            return Err(Error::last_os("sigaction(SIGPROF)"));
         }
     }
     Ok(())
 }
 
-fn set_timer(period: Duration) -> Result<(), String> {
+fn set_timer(period: Duration) -> Result<(), Error> {
     // SAFETY: all-zero is a valid timeval; the fields are set below with their own types
     // (whose width differs between libcs).
     let mut tv: libc::timeval = unsafe { std::mem::zeroed() };
@@ -202,7 +212,7 @@ fn set_timer(period: Duration) -> Result<(), String> {
     };
     // SAFETY: plain syscall with a valid struct.
     if unsafe { libc::setitimer(libc::ITIMER_PROF, &timer, std::ptr::null_mut()) } != 0 {
-        return Err(format!("setitimer: {}", std::io::Error::last_os_error()));
+        return Err(Error::last_os("setitimer(ITIMER_PROF)"));
     }
     Ok(())
 }

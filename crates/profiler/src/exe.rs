@@ -7,31 +7,33 @@ use std::ops::Range;
 
 use object::{Object, ObjectSection, ObjectSymbol};
 
+use crate::Error;
+
 /// One executable mapping of the process, as pprof's `Mapping` describes it.
 #[derive(Debug, Clone)]
-pub struct Mapping {
-    pub start: u64,
-    pub limit: u64,
-    pub file_offset: u64,
-    pub path: String,
-    pub build_id: String,
+pub(crate) struct Mapping {
+    pub(crate) start: u64,
+    pub(crate) limit: u64,
+    pub(crate) file_offset: u64,
+    pub(crate) path: String,
+    pub(crate) build_id: String,
 }
 
 /// Our executable's code and unwind sections: their stated addresses (SVMAs) and their bytes,
 /// which are already mapped in memory (loaded, read-only segments): no copy is made.
-pub struct Sections {
-    pub text: (Range<u64>, &'static [u8]),
-    pub eh_frame: Option<(Range<u64>, &'static [u8])>,
-    pub eh_frame_hdr: Option<(Range<u64>, &'static [u8])>,
-    pub got: Option<Range<u64>>,
+pub(crate) struct Sections {
+    pub(crate) text: (Range<u64>, &'static [u8]),
+    pub(crate) eh_frame: Option<(Range<u64>, &'static [u8])>,
+    pub(crate) eh_frame_hdr: Option<(Range<u64>, &'static [u8])>,
+    pub(crate) got: Option<Range<u64>>,
 }
 
-pub struct Executable {
+pub(crate) struct Executable {
     /// The executable mappings (r-x) of the program itself, plus the vDSO.
-    pub mappings: Vec<Mapping>,
+    pub(crate) mappings: Vec<Mapping>,
     /// Load bias: actual address minus the address stated in the file (0 unless PIE).
-    pub bias: u64,
-    pub sections: Sections,
+    pub(crate) bias: u64,
+    pub(crate) sections: Sections,
     /// Functions from the symbol table, by stated address.
     functions: Vec<Function>,
 }
@@ -44,18 +46,17 @@ struct Function {
 }
 
 impl Executable {
-    pub fn load() -> Result<Self, String> {
-        let path = std::fs::read_link("/proc/self/exe")
-            .map_err(|e| format!("cannot read /proc/self/exe: {e}"))?;
+    pub(crate) fn load() -> Result<Self, Error> {
+        let path = std::fs::read_link("/proc/self/exe").map_err(|e| proc("/proc/self/exe", e))?;
         let path = path.to_string_lossy().into_owned();
         // The maps first: the file mapping made just below would show in them too.
-        let maps = std::fs::read_to_string("/proc/self/maps")
-            .map_err(|e| format!("cannot read /proc/self/maps: {e}"))?;
+        let maps =
+            std::fs::read_to_string("/proc/self/maps").map_err(|e| proc("/proc/self/maps", e))?;
         // Kept mapped for the life of the process (page cache, not heap): the symbol names
         // are read from it.
-        let image: &'static FileMap = Box::leak(Box::new(FileMap::open("/proc/self/exe")?));
-        let file =
-            object::File::parse(image.bytes()).map_err(|e| format!("not an ELF file: {e}"))?;
+        let image = FileMap::open("/proc/self/exe")?.leak();
+        let file = object::File::parse(image)
+            .map_err(|e| Error::Executable(format!("not an ELF file: {e}")))?;
         let text_end = file
             .section_by_name(".text")
             .map_or(u64::MAX, |t| t.address() + t.size());
@@ -89,11 +90,12 @@ impl Executable {
                 }
             }
         }
-        let bias = bias.ok_or("the executable is not in /proc/self/maps")?;
+        let bias = bias.ok_or_else(|| Error::Executable("not in /proc/self/maps".into()))?;
         // The executable first: pprof takes the first mapping for the main binary.
         mappings.sort_by_key(|m| m.path != path);
         let sections = Sections {
-            text: loaded_section(&file, ".text", bias).ok_or("the executable has no .text")?,
+            text: loaded_section(&file, ".text", bias)
+                .ok_or_else(|| Error::Executable("no .text section".into()))?,
             eh_frame: loaded_section(&file, ".eh_frame", bias),
             eh_frame_hdr: loaded_section(&file, ".eh_frame_hdr", bias),
             got: file
@@ -110,7 +112,7 @@ impl Executable {
 
     /// The function containing the runtime address `addr`: its linker name and the offset of
     /// `addr` in it.
-    pub fn function_at(&self, addr: u64) -> Option<(&'static str, u64)> {
+    pub(crate) fn function_at(&self, addr: u64) -> Option<(&'static str, u64)> {
         let svma = addr.wrapping_sub(self.bias);
         let i = self
             .functions
@@ -120,7 +122,7 @@ impl Executable {
         (svma < f.end).then_some((f.name, svma - f.start))
     }
 
-    pub fn main_mapping(&self) -> Option<&Mapping> {
+    pub(crate) fn main_mapping(&self) -> Option<&Mapping> {
         self.mappings.iter().find(|m| m.path != "[vdso]")
     }
 }
@@ -183,17 +185,25 @@ fn loaded_section(
     Some((s.address()..s.address() + s.size(), bytes))
 }
 
-/// A file mapped read-only for parsing (page cache, not heap), unmapped on drop.
+fn proc(path: &'static str, e: std::io::Error) -> Error {
+    Error::Proc {
+        path,
+        reason: e.to_string(),
+    }
+}
+
+/// A file mapped read-only for parsing (page cache, not heap), unmapped on drop; `leak`
+/// keeps it mapped for good.
 struct FileMap {
     ptr: *mut libc::c_void,
     len: usize,
 }
 
 impl FileMap {
-    fn open(path: &str) -> Result<Self, String> {
+    fn open(path: &'static str) -> Result<Self, Error> {
         use std::os::fd::AsRawFd;
-        let file = std::fs::File::open(path).map_err(|e| format!("cannot open {path}: {e}"))?;
-        let len = file.metadata().map_err(|e| e.to_string())?.len() as usize;
+        let file = std::fs::File::open(path).map_err(|e| proc(path, e))?;
+        let len = file.metadata().map_err(|e| proc(path, e))?.len() as usize;
         // SAFETY: a private read-only mapping of a file we just opened; checked below.
         let ptr = unsafe {
             libc::mmap(
@@ -206,17 +216,17 @@ impl FileMap {
             )
         };
         if ptr == libc::MAP_FAILED {
-            return Err(format!(
-                "cannot map {path}: {}",
-                std::io::Error::last_os_error()
-            ));
+            return Err(proc(path, std::io::Error::last_os_error()));
         }
         Ok(Self { ptr, len })
     }
 
-    fn bytes(&self) -> &'static [u8] {
-        // SAFETY: `ptr` maps `len` readable bytes until drop.
-        unsafe { std::slice::from_raw_parts(self.ptr as *const u8, self.len) }
+    /// The bytes for the rest of the process: the mapping is never unmapped.
+    fn leak(self) -> &'static [u8] {
+        let (ptr, len) = (self.ptr, self.len);
+        std::mem::forget(self);
+        // SAFETY: `ptr` maps `len` readable bytes, and with `self` forgotten nothing unmaps it.
+        unsafe { std::slice::from_raw_parts(ptr as *const u8, len) }
     }
 }
 
@@ -276,5 +286,11 @@ mod tests {
         let (name, offset) = exe.function_at(here + 1).expect("our own function");
         assert!(name.contains("finds_our_code_and_build_id"), "{name}");
         assert_eq!(offset, 1);
+    }
+
+    #[test]
+    fn a_leaked_map_stays_readable() {
+        let bytes = FileMap::open("/proc/self/exe").unwrap().leak();
+        assert_eq!(&bytes[..4], b"\x7fELF");
     }
 }

@@ -11,7 +11,7 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use prost::Message;
 
-use super::exe::Mapping as ExeMapping;
+use crate::exe::Mapping as ExeMapping;
 
 #[derive(Clone, PartialEq, Message)]
 pub struct Profile {
@@ -156,7 +156,7 @@ pub struct Symbol {
 /// stay the same whether or not a debug file lies beside the binary (file:line is for tools
 /// that read the debug file: `go tool pprof -lines` with PPROF_BINARY_PATH).
 pub fn symbolize(addr: u64) -> Option<Symbol> {
-    let (mangled, offset) = super::unwind::init().ok()?.function_at(addr)?;
+    let (mangled, offset) = crate::unwind::init().ok()?.function_at(addr)?;
     let name = match rustc_demangle::try_demangle(mangled) {
         Ok(d) => format!("{d:#}"),
         Err(_) => mangled.to_owned(),
@@ -170,7 +170,7 @@ pub fn symbolize(addr: u64) -> Option<Symbol> {
 
 /// How many innermost frames of `stack` belong to functions that `internal` matches (e.g. the
 /// allocator and the sampler under a heap sample), so a profile can start at their caller.
-pub fn leading_frames(stack: &[u64], internal: impl Fn(&str) -> bool) -> usize {
+pub(crate) fn leading_frames(stack: &[u64], internal: impl Fn(&str) -> bool) -> usize {
     stack
         .iter()
         .take_while(|&&a| symbolize(a).is_some_and(|s| internal(&s.name)))
@@ -214,7 +214,7 @@ impl Builder {
         b.profile.time_nanos = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as i64);
-        if let Ok(exe) = super::unwind::init() {
+        if let Ok(exe) = crate::unwind::init() {
             b.mappings = exe.mappings.clone();
         }
         for (i, m) in b.mappings.clone().iter().enumerate() {
