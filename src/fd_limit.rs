@@ -15,16 +15,15 @@ pub struct OpenFiles {
 }
 
 /// Raises the soft open-files limit as far as the hard limit (and the kernel's `nr_open`) allow.
-pub fn raise() -> Result<OpenFiles, String> {
+pub fn raise() -> Result<OpenFiles, crate::Error> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit writes into the struct we own.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return Err(format!(
-            "cannot read the open-files limit: {}",
-            std::io::Error::last_os_error()
+        return Err(crate::Error::OpenFiles(
+            std::io::Error::last_os_error().to_string(),
         ));
     }
     let was = lim.rlim_cur;

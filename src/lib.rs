@@ -8,24 +8,28 @@
 //! the `profiler` crate, crates/profiler), `lifecycle` (readiness, drain), `shutdown` (signals and the drain
 //! sequence), `tasks` (the registry /debug/pprof/goroutine reads), `fd_limit` (open files), `telemetry` (logs, traces).
 
+// What the binary and the tests use is `pub`; the rest is the crate's own, so the compiler
+// finds what nothing uses.
 mod accept;
 pub mod config;
 mod connection;
-pub mod debug;
+mod debug;
+mod error;
 pub mod fd_limit;
 pub mod healthcheck;
-pub mod lifecycle;
+mod lifecycle;
 pub mod listener;
-pub mod request_body;
-pub mod responses;
-pub mod routes;
-pub mod server;
-pub mod shutdown;
-pub mod tasks;
+mod request_body;
+mod responses;
+mod routes;
+mod server;
+mod shutdown;
+mod tasks;
 pub mod telemetry;
 
+pub use error::Error;
 pub use server::{Config, Listeners, run};
-pub use shutdown::{Outcome, StopRequests};
+pub use shutdown::{Outcome, Signals, StopRequests};
 
 /// In this crate's own unit tests, the heap sampler is the global allocator (as in the binary).
 #[cfg(test)]

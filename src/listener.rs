@@ -5,18 +5,24 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::Error;
+
 const BACKLOG: i32 = 1024;
 
 /// Binds `addr`; "[::]" falls back to 0.0.0.0 on hosts without IPv6.
 /// `setting` names the flag/env the address came from, for the error message.
-pub fn bind(addr: SocketAddr, setting: &str) -> Result<std::net::TcpListener, String> {
+pub fn bind(addr: SocketAddr, setting: &'static str) -> Result<std::net::TcpListener, Error> {
     let result = match bind_once(addr) {
         Err(e) if addr.ip().is_unspecified() && addr.is_ipv6() && no_ipv6(&e) => bind_once(
             SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), addr.port()),
         ),
         other => other,
     };
-    result.map_err(|e| format!("cannot listen on {addr} ({setting}): {e}"))
+    result.map_err(|e| Error::Listen {
+        addr,
+        setting,
+        reason: e.to_string(),
+    })
 }
 
 fn bind_once(addr: SocketAddr) -> io::Result<std::net::TcpListener> {

@@ -8,8 +8,7 @@ use clap::Parser;
 use clap::error::ErrorKind;
 
 use httpserver::config::{self, Cli, Command, DebugPlacement, Settings};
-use httpserver::shutdown::Signals;
-use httpserver::{Config, Listeners, fd_limit, healthcheck, listener, telemetry};
+use httpserver::{Config, Error, Listeners, Signals, fd_limit, healthcheck, listener, telemetry};
 use profiler::heap::Sampling;
 
 /// The system allocator (musl's, in the images) with Go-style heap sampling (see
@@ -48,7 +47,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(settings: Settings) -> Result<ExitCode, String> {
+fn serve(settings: Settings) -> Result<ExitCode, Error> {
     let trace_recorder = telemetry::init(settings.verbosity, settings.log_format)?;
     profiler::heap::set_rate(settings.heap_sample_rate as usize);
     // Bind before starting the runtime so a bad address fails fast with the setting's name.
@@ -74,7 +73,7 @@ fn serve(settings: Settings) -> Result<ExitCode, String> {
         .thread_name("httpserver-worker")
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+        .map_err(|e| Error::Runtime(e.to_string()))?;
     let config = Config {
         settings,
         trace_recorder,
@@ -88,7 +87,7 @@ fn serve(settings: Settings) -> Result<ExitCode, String> {
 }
 
 /// Raises the open-files limit and returns the connection limit that fits under it.
-fn open_files(max_connections: u32) -> Result<u32, String> {
+fn open_files(max_connections: u32) -> Result<u32, Error> {
     let files = fd_limit::raise()?;
     let fits = fd_limit::connections_that_fit(max_connections, files.soft);
     tracing::info!(

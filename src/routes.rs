@@ -34,11 +34,12 @@ pub enum Endpoints {
 }
 
 /// Where a request goes: answered at once, or to a debug endpoint (which may take a while).
-pub enum Routed {
+enum Routed {
     Done(Response<Body>),
     Debug(Request<RequestBody>),
 }
 
+/// The one place a `Routed` is matched: every request, logged or not, comes through here.
 pub async fn route(app: &App, endpoints: Endpoints, req: Request<Incoming>) -> Response<Body> {
     match route_now(app, endpoints, req) {
         Routed::Done(resp) => resp,
@@ -46,8 +47,8 @@ pub async fn route(app: &App, endpoints: Endpoints, req: Request<Incoming>) -> R
     }
 }
 
-/// Routes without awaiting, so the common requests cost no future of their own.
-pub fn route_now(app: &App, endpoints: Endpoints, mut req: Request<Incoming>) -> Routed {
+/// Routes without awaiting: health, readiness and errors are answered at once.
+fn route_now(app: &App, endpoints: Endpoints, mut req: Request<Incoming>) -> Routed {
     // The request's header map becomes the response's (see responses).
     let headers = std::mem::take(req.headers_mut());
     if let Err(why) = check_host(req.version(), &headers) {

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 
+use crate::Error;
 use crate::accept::Acceptor;
 use crate::config::{DebugPlacement, Settings};
 use crate::connection::{Shared, Timeouts};
@@ -43,7 +44,7 @@ pub async fn run(
     config: Config,
     listeners: Listeners,
     stop: StopRequests,
-) -> Result<Outcome, String> {
+) -> Result<Outcome, Error> {
     let s = &config.settings;
     // One of each per process, alive until it exits: leaked so every request can borrow them
     // without counting references.
@@ -97,9 +98,9 @@ pub async fn run(
     Ok(shutdown::on_stop(lifecycle, plan, stop).await)
 }
 
-fn to_tokio(l: std::net::TcpListener) -> Result<(tokio::net::TcpListener, SocketAddr), String> {
-    let addr = l.local_addr().map_err(|e| e.to_string())?;
-    let l = tokio::net::TcpListener::from_std(l).map_err(|e| e.to_string())?;
+fn to_tokio(l: std::net::TcpListener) -> Result<(tokio::net::TcpListener, SocketAddr), Error> {
+    let addr = l.local_addr().map_err(|e| Error::Listener(e.to_string()))?;
+    let l = tokio::net::TcpListener::from_std(l).map_err(|e| Error::Listener(e.to_string()))?;
     Ok((l, addr))
 }
 

@@ -26,9 +26,12 @@ pub struct Signals {
 }
 
 impl Signals {
-    pub fn install() -> Result<Self, String> {
-        let watch = |kind: SignalKind, name: &str| {
-            signal(kind).map_err(|e| format!("cannot install the {name} handler: {e}"))
+    pub fn install() -> Result<Self, crate::Error> {
+        let watch = |kind: SignalKind, name: &'static str| {
+            signal(kind).map_err(|e| crate::Error::Signal {
+                name,
+                reason: e.to_string(),
+            })
         };
         Ok(Self {
             term: watch(SignalKind::terminate(), "SIGTERM")?,

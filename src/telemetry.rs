@@ -35,10 +35,13 @@ pub fn access_log_enabled() -> bool {
 }
 
 /// Installs the global subscriber and returns the recorder used by the trace endpoint.
-pub fn init(verbosity: u8, format: LogFormat) -> Result<TraceRecorder, String> {
+pub fn init(verbosity: u8, format: LogFormat) -> Result<TraceRecorder, crate::Error> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(directives) if !directives.trim().is_empty() => EnvFilter::try_new(&directives)
-            .map_err(|e| format!("invalid RUST_LOG={directives:?}: {e}"))?,
+            .map_err(|e| crate::Error::LogFilter {
+                directives: directives.clone(),
+                reason: e.to_string(),
+            })?,
         _ => EnvFilter::new(directives_for_verbosity(verbosity)),
     };
     let debug = filter
@@ -64,6 +67,6 @@ pub fn init(verbosity: u8, format: LogFormat) -> Result<TraceRecorder, String> {
         .with(logs.with_filter(filter))
         .with(recorder.clone().with_filter(recorder.clone()))
         .try_init()
-        .map_err(|e| format!("cannot install the log subscriber: {e}"))?;
+        .map_err(|e| crate::Error::LogSubscriber(e.to_string()))?;
     Ok(recorder)
 }

@@ -17,7 +17,7 @@ use httpserver::{Config, Listeners, Outcome, listener};
 struct InProcess {
     addr: SocketAddr,
     stop: mpsc::UnboundedSender<&'static str>,
-    done: tokio::task::JoinHandle<Result<Outcome, String>>,
+    done: tokio::task::JoinHandle<Result<Outcome, httpserver::Error>>,
 }
 
 fn start(args: &[&str]) -> InProcess {

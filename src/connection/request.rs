@@ -15,7 +15,7 @@ use tracing::Instrument;
 use super::state::{ConnState, RequestGuard};
 use crate::lifecycle::Lifecycle;
 use crate::responses::Body;
-use crate::routes::{self, App, Endpoints, Routed};
+use crate::routes::{self, App, Endpoints};
 use crate::telemetry;
 
 /// What every request of a connection shares.
@@ -36,10 +36,7 @@ pub async fn handle(
     let resp = if telemetry::access_log_enabled() {
         logged(ctx.app, ctx.endpoints, req).await
     } else {
-        match routes::route_now(ctx.app, ctx.endpoints, req) {
-            Routed::Done(resp) => resp,
-            Routed::Debug(req) => ctx.app.debug.handle(req).await,
-        }
+        routes::route(ctx.app, ctx.endpoints, req).await
     };
     guard.handler_done();
     Ok(resp.map(|inner| ResponseBody {

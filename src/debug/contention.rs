@@ -6,10 +6,10 @@
 
 use std::time::Duration;
 
-use hyper::{Response, StatusCode};
+use hyper::StatusCode;
 
-use super::params;
-use crate::responses::{self, Body};
+use super::{Reply, params};
+use crate::responses;
 use profiler::pprof::Builder;
 
 /// Why the profiles are empty, in the profile itself and on the index.
@@ -21,11 +21,8 @@ pub enum Kind {
     Mutex,
 }
 
-pub async fn profile(kind: Kind, query: &str, max_seconds: u64) -> Response<Body> {
-    let (level, seconds) = match params::snapshot(query, 1, max_seconds) {
-        Ok(v) => v,
-        Err(resp) => return resp,
-    };
+pub async fn profile(kind: Kind, query: &str, max_seconds: u64) -> Reply {
+    let (level, seconds) = params::snapshot(query, 1, max_seconds)?;
     if level > 0 {
         // Go's legacy text header for contention profiles, with nothing under it.
         let mut text = String::from("--- contention:\ncycles/second=1000000000\n");
@@ -33,7 +30,7 @@ pub async fn profile(kind: Kind, query: &str, max_seconds: u64) -> Response<Body
             text.push_str("sampling period=1\n");
         }
         text.push_str(&format!("# {WHY_EMPTY}\n"));
-        return responses::text(StatusCode::OK, text);
+        return Ok(responses::text(StatusCode::OK, text));
     }
     // A delta over N seconds of an empty profile is empty, but it still takes N seconds, as
     // the client asked (and as Go's does).
@@ -52,5 +49,5 @@ pub async fn profile(kind: Kind, query: &str, max_seconds: u64) -> Response<Body
         Kind::Block => "block",
         Kind::Mutex => "mutex",
     };
-    params::protobuf(name, b.build().to_gzip())
+    Ok(params::protobuf(name, b.build().to_gzip()))
 }

@@ -8,38 +8,27 @@ use std::time::Duration;
 
 use hyper::{Response, StatusCode};
 
-use super::{Debug, params};
+use super::{Debug, Reply, params};
 use crate::responses::{self, Body};
 use profiler::cpu::{CpuProfile, CpuSampler};
 use profiler::pprof::{self, Builder, Profile};
 
 const SAMPLE_HZ: u32 = 100;
 
-pub async fn profile(debug: &Debug, query: &str) -> Response<Body> {
-    let captured = match capture(debug, query).await {
-        Ok(p) => p,
-        Err(resp) => return resp,
-    };
-    match super::render(move || Ok(to_pprof(&captured).to_gzip())).await {
-        Ok(gz) => params::protobuf("profile", gz),
-        Err(resp) => resp,
-    }
+pub async fn profile(debug: &Debug, query: &str) -> Reply {
+    let captured = capture(debug, query).await?;
+    let gz = super::render(move || Ok(to_pprof(&captured).to_gzip())).await?;
+    Ok(params::protobuf("profile", gz))
 }
 
-pub async fn flamegraph(debug: &Debug, query: &str) -> Response<Body> {
-    let captured = match capture(debug, query).await {
-        Ok(p) => p,
-        Err(resp) => return resp,
-    };
-    match super::render(move || to_svg(&captured)).await {
-        Ok(svg) => responses::with_type(StatusCode::OK, "image/svg+xml", svg),
-        Err(resp) => resp,
-    }
+pub async fn flamegraph(debug: &Debug, query: &str) -> Reply {
+    let captured = capture(debug, query).await?;
+    let svg = super::render(move || to_svg(&captured)).await?;
+    Ok(responses::with_type(StatusCode::OK, "image/svg+xml", svg))
 }
 
 async fn capture(debug: &Debug, query: &str) -> Result<CpuProfile, Response<Body>> {
-    let seconds =
-        params::seconds(query, debug.limits.max_seconds).map_err(|m| params::bad_request(&m))?;
+    let seconds = params::capture_seconds(query, debug.limits.max_seconds)?;
     let _slot = debug.cpu_slots.take(Duration::from_secs(seconds))?;
     let sampler = CpuSampler::start(SAMPLE_HZ)
         .map_err(|e| super::internal_error("could not start the CPU profiler", &e))?;

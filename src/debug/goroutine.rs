@@ -8,27 +8,24 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use hyper::{Response, StatusCode};
+use hyper::StatusCode;
 
-use super::params;
 use super::process::threads;
-use crate::responses::{self, Body};
+use super::{Reply, params};
+use crate::responses;
 use crate::tasks::{self, Task};
 use profiler::pprof::{self, Builder};
 
-pub async fn goroutine(query: &str, max_seconds: u64) -> Response<Body> {
-    let (level, seconds) = match params::snapshot(query, 2, max_seconds) {
-        Ok(v) => v,
-        Err(resp) => return resp,
-    };
-    match level {
+pub async fn goroutine(query: &str, max_seconds: u64) -> Reply {
+    let (level, seconds) = params::snapshot(query, 2, max_seconds)?;
+    Ok(match level {
         0 => {
             let counts = params::delta_counts(seconds, || distinct(&tasks::snapshot())).await;
             params::protobuf("goroutine", to_pprof(&counts, seconds).to_gzip())
         }
         1 => responses::text(StatusCode::OK, by_stack_text(&tasks::snapshot())),
         _ => responses::text(StatusCode::OK, per_task_text(&tasks::snapshot())),
-    }
+    })
 }
 
 /// Distinct stacks and how many tasks are in each.

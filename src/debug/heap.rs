@@ -6,10 +6,10 @@
 
 use std::time::Duration;
 
-use hyper::{Response, StatusCode};
+use hyper::StatusCode;
 
-use super::{Debug, params};
-use crate::responses::{self, Body};
+use super::{Debug, Reply, params};
+use crate::responses;
 use profiler::heap::{self, Record};
 use profiler::pprof::{self, Builder, Profile};
 
@@ -28,11 +28,8 @@ impl Kind {
     }
 }
 
-pub async fn profile(debug: &Debug, kind: Kind, query: &str) -> Response<Body> {
-    let (level, seconds) = match params::snapshot(query, 1, debug.limits.max_seconds) {
-        Ok(v) => v,
-        Err(resp) => return resp,
-    };
+pub async fn profile(debug: &Debug, kind: Kind, query: &str) -> Reply {
+    let (level, seconds) = params::snapshot(query, 1, debug.limits.max_seconds)?;
     let records = match seconds {
         None => heap::snapshot(),
         Some(s) => {
@@ -48,12 +45,11 @@ pub async fn profile(debug: &Debug, kind: Kind, query: &str) -> Response<Body> {
             _ => to_text(&records, rate).into_bytes(),
         })
     })
-    .await;
-    match (rendered, level) {
-        (Ok(gz), 0) => params::protobuf(kind.name(), gz),
-        (Ok(text), _) => responses::text(StatusCode::OK, text),
-        (Err(resp), _) => resp,
-    }
+    .await?;
+    Ok(match level {
+        0 => params::protobuf(kind.name(), rendered),
+        _ => responses::text(StatusCode::OK, rendered),
+    })
 }
 
 /// What was allocated (and is still in use) since `before`: stacks only ever get appended.

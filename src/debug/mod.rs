@@ -62,16 +62,16 @@ impl Debug {
             .to_owned();
         let query = req.uri().query().unwrap_or("").to_owned();
         let get = matches!(*req.method(), Method::GET | Method::HEAD);
-        match (name.as_str(), get) {
-            ("", _) => responses::redirect("/debug/pprof/"),
-            ("/", true) => index::page(self, &req),
+        let reply: Reply = match (name.as_str(), get) {
+            ("", _) => Ok(responses::redirect("/debug/pprof/")),
+            ("/", true) => Ok(index::page(self, &req)),
             ("/profile", true) => cpu::profile(self, &query).await,
             ("/flamegraph", true) => cpu::flamegraph(self, &query).await,
             ("/heap", true) => heap::profile(self, heap::Kind::Heap, &query).await,
             ("/allocs", true) => heap::profile(self, heap::Kind::Allocs, &query).await,
             ("/goroutine", true) => goroutine::goroutine(&query, self.limits.max_seconds).await,
             ("/threadcreate", true) => process::threadcreate(&query, self.limits.max_seconds).await,
-            ("/cmdline", true) => process::cmdline(),
+            ("/cmdline", true) => Ok(process::cmdline()),
             ("/block", true) => {
                 contention::profile(contention::Kind::Block, &query, self.limits.max_seconds).await
             }
@@ -79,14 +79,20 @@ impl Debug {
                 contention::profile(contention::Kind::Mutex, &query, self.limits.max_seconds).await
             }
             ("/trace", true) => trace::capture(self, &query).await,
-            ("/symbol", _) => symbol::handle(req).await,
+            ("/symbol", _) => Ok(symbol::handle(req).await),
             (other, false) if other == "/" || index::is_endpoint(&other[1..]) => {
-                responses::method_not_allowed("GET, HEAD")
+                Ok(responses::method_not_allowed("GET, HEAD"))
             }
-            _ => responses::not_found(),
-        }
+            _ => Ok(responses::not_found()),
+        };
+        reply.unwrap_or_else(|refusal| refusal)
     }
 }
+
+/// An endpoint's answer; an `Err` is itself the response to send (a 400 for a bad parameter,
+/// a 503 when every capture slot is taken, a 500 when rendering failed), so endpoints use `?`
+/// and `handle` turns both into the response in one place.
+pub type Reply = Result<Response<Body>, Response<Body>>;
 
 /// Profiles rendered at once; more wait their turn. Enough for two scrapers and a person,
 /// and a flood of profile requests then costs at most this many threads' CPU.

@@ -22,6 +22,11 @@ pub fn seconds(query: &str, max: u64) -> Result<u64, String> {
     Ok(optional_seconds(query, max)?.unwrap_or(DEFAULT_SECONDS.min(max)))
 }
 
+/// A capture's length (CPU profile, flame graph, trace): `seconds`, or the 400 to answer.
+pub fn capture_seconds(query: &str, max: u64) -> Result<u64, Response<Body>> {
+    seconds(query, max).map_err(|m| bad_request(&m))
+}
+
 /// `seconds=N` where it is optional (delta heap profiles).
 pub fn optional_seconds(query: &str, max: u64) -> Result<Option<u64>, String> {
     match value(query, "seconds") {
@@ -66,7 +71,7 @@ pub fn debug(query: &str, max: u8) -> Result<u8, String> {
     }
 }
 
-pub fn bad_request(msg: &str) -> Response<Body> {
+fn bad_request(msg: &str) -> Response<Body> {
     responses::error(StatusCode::BAD_REQUEST, msg)
 }
 

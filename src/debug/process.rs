@@ -4,7 +4,7 @@
 
 use hyper::{Response, StatusCode};
 
-use super::params;
+use super::{Reply, params};
 use crate::responses::{self, Body};
 use profiler::pprof::Builder;
 
@@ -44,11 +44,8 @@ pub fn threads() -> Vec<Thread> {
     all
 }
 
-pub async fn threadcreate(query: &str, max_seconds: u64) -> Response<Body> {
-    let (level, seconds) = match params::snapshot(query, 1, max_seconds) {
-        Ok(v) => v,
-        Err(resp) => return resp,
-    };
+pub async fn threadcreate(query: &str, max_seconds: u64) -> Reply {
+    let (level, seconds) = params::snapshot(query, 1, max_seconds)?;
     if level > 0 {
         let threads = threads();
         let mut out = format!("threadcreate profile: total {}\n", threads.len());
@@ -58,7 +55,7 @@ pub async fn threadcreate(query: &str, max_seconds: u64) -> Response<Body> {
                 t.tid, t.name, t.state
             ));
         }
-        return responses::text(StatusCode::OK, out);
+        return Ok(responses::text(StatusCode::OK, out));
     }
     // One sample per thread, under a one-frame stack named after the thread; as a delta, +1
     // for a thread that started in the window and -1 for one that ended.
@@ -80,5 +77,5 @@ pub async fn threadcreate(query: &str, max_seconds: u64) -> Response<Body> {
     if let Some(s) = seconds {
         b.duration(std::time::Duration::from_secs(s));
     }
-    params::protobuf("threadcreate", b.build().to_gzip())
+    Ok(params::protobuf("threadcreate", b.build().to_gzip()))
 }

@@ -8,20 +8,12 @@
 
 use std::time::Duration;
 
-use hyper::Response;
+use super::{Debug, Reply, params};
+use crate::responses;
 
-use super::{Debug, params};
-use crate::responses::{self, Body};
-
-pub async fn capture(debug: &Debug, query: &str) -> Response<Body> {
-    let seconds = match params::seconds(query, debug.limits.max_seconds) {
-        Ok(s) => s,
-        Err(m) => return params::bad_request(&m),
-    };
-    let _slot = match debug.trace_slot.take(Duration::from_secs(seconds)) {
-        Ok(slot) => slot,
-        Err(resp) => return resp,
-    };
+pub async fn capture(debug: &Debug, query: &str) -> Reply {
+    let seconds = params::capture_seconds(query, debug.limits.max_seconds)?;
+    let _slot = debug.trace_slot.take(Duration::from_secs(seconds))?;
     let capture = debug.recorder.start(debug.limits.max_trace_bytes);
     tracing::info!(seconds, "trace capture started");
     tokio::time::sleep(Duration::from_secs(seconds)).await;
@@ -32,9 +24,9 @@ pub async fn capture(debug: &Debug, query: &str) -> Response<Body> {
         bytes = done.json.len(),
         "trace capture finished"
     );
-    responses::attachment(
+    Ok(responses::attachment(
         done.json,
         "application/json",
         "attachment; filename=\"trace.json\"",
-    )
+    ))
 }
