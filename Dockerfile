@@ -1,11 +1,13 @@
 # httpserver: static musl binary in a scratch image, for linux/amd64 and linux/arm64.
 # Every build step runs on the build platform; arm64 is cross-compiled (rust-lld, see
-# .cargo/config.toml), so nothing executes under emulation. Build through docker-bake.hcl.
+# .cargo/config.toml), so nothing executes under emulation. Build through docker-bake.hcl:
+# it passes the tool versions (written there once) and the image's metadata.
 
-ARG RUST_VERSION=1.95.0
+ARG RUST_VERSION
 ARG RUST_IMAGE=docker.io/library/rust:${RUST_VERSION}-slim-bookworm
-ARG CARGO_CHEF_VERSION=0.1.78
-ARG CARGO_AUDITABLE_VERSION=0.7.7
+# Where the runtime stage takes /httpserver from: `builder` (release profile, cargo-chef
+# layers), or `dev-builder` for `make image-dev` (the fast loop: no fat LTO, incremental).
+ARG BINARY_STAGE=builder
 
 # --- toolchain + cargo-chef, on the build platform ------------------------------------------
 FROM --platform=$BUILDPLATFORM ${RUST_IMAGE} AS chef
@@ -43,31 +45,35 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     cargo chef cook --release --locked --target "$(cat /triple)" --recipe-path recipe.json
 COPY . .
 # cargo auditable wraps only this crate's compilation: the cooked dependencies are reused.
-# The line tables go to /debug/BUILD_ID/httpserver.debug beside a copy of the binary (pprof
-# looks up PPROF_BINARY_PATH/BUILD_ID/httpserver, addr2line follows its debuglink) and to
-# /debug/.build-id/xx/rest.debug (gdb's layout); the shipped binary keeps its symbol table.
-# Its mtime is the commit's, so the layers it lands in are the same from one build to the next.
+# split-debug.sh (shared with `make build`) lays out the binary and its line tables by build id
+# in /debug; the shipped binary, with its symbol table, moves to /httpserver. Their mtime is
+# the commit's, so the layers they land in are the same from one build to the next.
 ARG SOURCE_DATE_EPOCH=0
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     cargo auditable build --release --locked --target "$(cat /triple)" \
- && objcopy="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/host: //p')/bin/llvm-objcopy" \
- && bin="target/$(cat /triple)/release/httpserver" \
- && "$objcopy" --only-keep-debug "$bin" /httpserver.debug \
- && "$objcopy" --strip-debug --add-gnu-debuglink=/httpserver.debug "$bin" /httpserver \
- && touch -d "@${SOURCE_DATE_EPOCH}" /httpserver /httpserver.debug \
- && id="$(readelf -n /httpserver | sed -n 's/.*Build ID: //p')" \
- && rest="${id#??}" && dir="/debug/.build-id/${id%"$rest"}" \
- && mkdir -p "/debug/$id" "$dir" \
- && cp -p /httpserver /httpserver.debug "/debug/$id/" \
- && ln "/debug/$id/httpserver.debug" "$dir/$rest.debug" \
- && rm /httpserver.debug
+ && bash scripts/split-debug.sh "target/$(cat /triple)/release/httpserver" /debug \
+ && mv /debug/httpserver /httpserver && rm /debug/httpserver.debug
+
+# --- the fast loop (`make image-dev`): profile dev-image, the build directory in a cache
+# mount so a one-file change recompiles that crate incrementally; no chef, no audit data.
+FROM chef AS dev-builder
+ARG TARGETARCH
+COPY . .
+RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
+    --mount=type=cache,target=/src/target,id=httpserver-dev-target-${TARGETARCH} \
+    case "${TARGETARCH}" in amd64) triple=x86_64-unknown-linux-musl ;; arm64) triple=aarch64-unknown-linux-musl ;; esac \
+ && CARGO_INCREMENTAL=1 cargo build --profile dev-image --locked --target "$triple" \
+ && cp "target/$triple/dev-image/httpserver" /httpserver
+
+# hadolint ignore=DL3006 # a stage of this file, chosen by BINARY_STAGE
+FROM ${BINARY_STAGE} AS binary
 
 # --- the binary and its debug file by build id, for symbolizing profiles: exported by bake
 # target debug-symbols, published as IMAGE:TAG-debug by `make push` (see docs/debug-symbols.md)
 FROM scratch AS debug-symbols
-ARG VERSION=dev
-ARG REVISION=unknown
-ARG SOURCE=https://github.com/httpserver/httpserver
+ARG VERSION
+ARG REVISION
+ARG SOURCE
 COPY --from=builder /debug/ /
 LABEL org.opencontainers.image.title="httpserver debug symbols" \
       org.opencontainers.image.description="Binary and split debug file of httpserver, by GNU build id, for PPROF_BINARY_PATH" \
@@ -75,13 +81,14 @@ LABEL org.opencontainers.image.title="httpserver debug symbols" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}"
 
-# --- runtime: nothing but the binary ---------------------------------------------------------
+# --- runtime: nothing but the binary. This is the runtime block of every variant: the
+# distroless one (Containerfile.distroless) starts from this image and adds its base's files.
 FROM scratch AS runtime-scratch
-ARG VERSION=dev
-ARG REVISION=unknown
-ARG CREATED=1970-01-01T00:00:00Z
-ARG SOURCE=https://github.com/httpserver/httpserver
-COPY --from=builder /httpserver /httpserver
+ARG VERSION
+ARG REVISION
+ARG CREATED
+ARG SOURCE
+COPY --from=binary /httpserver /httpserver
 ENV MY_SERVICE_PORT=80
 LABEL multi.l1="v1" multi.l2="v2" other="v3" \
       org.opencontainers.image.title="httpserver" \

@@ -12,10 +12,14 @@ export VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head 
 export REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 # The image's org.opencontainers.image.source: where this checkout came from (git remote
 # origin; git@host:path as https://host/path), as buildx records it in the provenance; else
-# the project's home.
-export SOURCE ?= $(shell git remote get-url origin 2>/dev/null \
-  | sed -E 's|^git@([^:]+):|https://\1/|; s|\.git$$||' | grep . \
-  || echo https://github.com/httpserver/httpserver)
+# docker-bake.hcl's SOURCE, the project's home.
+ORIGIN := $(shell git remote get-url origin 2>/dev/null | sed -E 's|^git@([^:]+):|https://\1/|; s|\.git$$||')
+ifneq ($(ORIGIN),)
+export SOURCE ?= $(ORIGIN)
+endif
+# Every cargo run here uses the images' toolchain (docker-bake.hcl's RUST_VERSION; `make deps`
+# installs it with rustup).
+export RUSTUP_TOOLCHAIN ?= $(shell bash scripts/bake-var.sh RUST_VERSION)
 # Image timestamps come from the last commit, so rebuilding a commit gives the same image.
 export RELEASE_PLATFORMS ?= linux/amd64,linux/arm64
 export SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
@@ -32,7 +36,7 @@ TRIPLE_arm64 := aarch64-unknown-linux-musl
 ARCHES := amd64 arm64
 BINS := $(foreach a,$(ARCHES),bin/$(a)/httpserver)
 
-.PHONY: help root deps build run test unit static-test fmt-check clippy lint k8s-check release push symbols sign \
+.PHONY: help root deps build run test unit static-test fmt-check clippy lint k8s-check release image-dev push symbols sign \
 	verify engine engine-stop engine-purge e2e attack bench clean
 
 help: ## List the targets (with this invocation's values)
@@ -53,21 +57,15 @@ build: deps ## Static musl binaries: bin/amd64/httpserver and bin/arm64/httpserv
 	@$(MAKE) --no-print-directory $(BINS)
 	@ls -l $(BINS) $(BINS:=.debug)
 
-# The toolchain's llvm-objcopy (rustup component llvm-tools) handles both architectures.
-OBJCOPY ?= $(shell rustc --print sysroot)/lib/rustlib/$(shell rustc -vV | sed -n 's/host: //p')/bin/llvm-objcopy
-
 # Cargo decides what is stale; make always asks it. The DWARF line tables go to
-# bin/ARCH/httpserver.debug (also as .build-id/xx/rest.debug, where pprof looks them up by the
-# binary's build id); the binary keeps its symbol table and a debuglink to that file.
+# bin/ARCH/httpserver.debug (and by build id, where pprof and gdb look: scripts/split-debug.sh,
+# which the Dockerfile runs too); the binary keeps its symbol table and a debuglink to that file.
 bin/%/httpserver: FORCE
 	@mkdir -p $(@D)
 	@# The build's own record of what it compiled (compiler-artifact messages), for the tests.
 	$(CARGO) auditable build --release --locked --target $(TRIPLE_$*) \
 	  --message-format=json-render-diagnostics > $(@D)/build-messages.jsonl
-	$(OBJCOPY) --only-keep-debug target/$(TRIPLE_$*)/release/httpserver $@.debug
-	$(OBJCOPY) --strip-debug --add-gnu-debuglink=$@.debug target/$(TRIPLE_$*)/release/httpserver $@
-	@id=$$(readelf -n $@ | sed -n 's/.*Build ID: //p'); rm -rf $(@D)/.build-id; \
-	  mkdir -p $(@D)/.build-id/$${id:0:2} && ln -f $@.debug $(@D)/.build-id/$${id:0:2}/$${id:2}.debug
+	bash scripts/split-debug.sh target/$(TRIPLE_$*)/release/httpserver $(@D)
 
 FORCE:
 
@@ -119,6 +117,9 @@ METADATA_FILE ?= $(CURDIR)/target/bake-metadata.json
 release: ## Bake group default into the engine: $(IMAGE):$(TAG) (scratch) and $(IMAGE):$(TAG)-distroless, host platform
 	@mkdir -p $(dir $(METADATA_FILE))
 	$(BAKE) $(BAKE_FLAGS) --metadata-file=$(METADATA_FILE) default
+
+image-dev: ## The fast loop: $(IMAGE):dev (scratch, host platform) from profile dev-image (no fat LTO, incremental); not for release
+	$(BAKE) $(BAKE_FLAGS) image-dev
 
 # rewrite-timestamp (layer file times clamped to SOURCE_DATE_EPOCH) works with a
 # docker-container builder, as in GitHub Actions; the docker driver refuses it on image

@@ -8,12 +8,16 @@ variable "TAG" { default = "v1.0" }
 variable "VERSION" { default = "dev" }
 variable "REVISION" { default = "unknown" }
 variable "SOURCE" { default = "https://github.com/httpserver/httpserver" }
+// Tool versions, written here only: the images get them as build args, the host's cargo runs
+// with RUSTUP_TOOLCHAIN=RUST_VERSION (Makefile), and scripts read them with scripts/bake-var.sh.
 variable "RUST_VERSION" { default = "1.95.0" }
 variable "CARGO_CHEF_VERSION" { default = "0.1.78" }
 variable "CARGO_AUDITABLE_VERSION" { default = "0.7.7" }
-// Base images; the e2e harness points these at local stand-ins where the public ones are unreachable.
-variable "RUST_IMAGE" { default = "docker.io/library/rust:${RUST_VERSION}-slim-bookworm" }
-variable "DISTROLESS_IMAGE" { default = "gcr.io/distroless/static-debian13:nonroot" }
+// Base images (null: the Dockerfile's own default, rust:RUST_VERSION-slim-bookworm and
+// distroless static); the e2e harness points them at local stand-ins where the public ones
+// are unreachable.
+variable "RUST_IMAGE" { default = null }
+variable "DISTROLESS_IMAGE" { default = null }
 // Reproducible builds: file and config timestamps come from this (seconds since the epoch).
 variable "SOURCE_DATE_EPOCH" { default = "0" }
 // Platforms of the host-platform targets (the e2e adds linux/arm64 to run it under emulation).
@@ -44,14 +48,29 @@ function "csv" {
   result = list == "" ? [] : split(",", list)
 }
 
-// Placeholders that docker/metadata-action's bake files override in CI (tags, labels,
-// annotations); the defaults here name the image for `make push`.
-target "docker-metadata-action" {
-  tags = ["${REGISTRY}/${IMAGE}:${TAG}"]
+// The image variants: the file and stage that build each, its tag suffix, and the variant
+// whose image it starts from ("" for none; the distroless one adds its base's files to the
+// scratch image). Adding a variant is one entry here (and its file); the targets below, the
+// groups and the metadata-action placeholders follow from this list.
+variable "VARIANTS" {
+  default = [
+    { name = "scratch", file = "Dockerfile", stage = "runtime-scratch", suffix = "", base = "" },
+    { name = "distroless", file = "Containerfile.distroless", stage = "runtime-distroless", suffix = "-distroless", base = "scratch" },
+  ]
 }
 
-target "docker-metadata-action-distroless" {
-  tags = ["${REGISTRY}/${IMAGE}:${TAG}-distroless"]
+// A variant's tag suffix by its name (to find the target a variant starts from).
+function "suffix_of" {
+  params = [name]
+  result = { for v in VARIANTS : v.name => v.suffix }[name]
+}
+
+// Placeholders that docker/metadata-action's bake files override in CI (tags, labels,
+// annotations); the defaults here name the image for `make push`.
+target "docker-metadata-action-variants" {
+  matrix = { v = VARIANTS }
+  name   = "docker-metadata-action${v.suffix}"
+  tags   = ["${REGISTRY}/${IMAGE}:${TAG}${v.suffix}"]
 }
 
 target "docker-metadata-action-debug" {
@@ -86,36 +105,40 @@ target "_release" {
   )
 }
 
-target "image-local" {
+// Each variant for the host platform, into the engine: image-local (scratch),
+// image-local-distroless, ...
+target "image-local-variants" {
+  matrix     = { v = VARIANTS }
+  name       = "image-local${v.suffix}"
   inherits   = ["_common"]
-  dockerfile = "Dockerfile"
-  target     = "runtime-scratch"
+  dockerfile = v.file
+  target     = v.stage
+  contexts   = v.base == "" ? {} : { binary = "target:image-local${suffix_of(v.base)}" }
   platforms  = csv(LOCAL_PLATFORMS)
-  tags       = ["${IMAGE}:${TAG}"]
+  tags       = ["${IMAGE}:${TAG}${v.suffix}"]
   output     = ["type=docker"]
 }
 
-target "image-local-distroless" {
-  inherits   = ["_common"]
-  dockerfile = "Containerfile.distroless"
-  target     = "runtime-distroless"
-  contexts   = { binary = "target:image-local" }
-  platforms  = csv(LOCAL_PLATFORMS)
-  tags       = ["${IMAGE}:${TAG}-distroless"]
-  output     = ["type=docker"]
+// Each variant for RELEASE_PLATFORMS, with attestations: scratch, distroless, ...
+target "release-variants" {
+  matrix     = { v = VARIANTS }
+  name       = v.name
+  inherits   = ["_release", "docker-metadata-action${v.suffix}"]
+  dockerfile = v.file
+  target     = v.stage
+  contexts   = v.base == "" ? {} : { binary = "target:${v.base}" }
 }
 
-target "scratch" {
-  inherits   = ["_release", "docker-metadata-action"]
+// The fast loop (`make image-dev`): the scratch image for the host platform with a binary of
+// profile dev-image (no fat LTO, incremental in a cache mount), as IMAGE:dev. Not for release.
+target "image-dev" {
+  inherits   = ["_common"]
   dockerfile = "Dockerfile"
   target     = "runtime-scratch"
-}
-
-target "distroless" {
-  inherits   = ["_release", "docker-metadata-action-distroless"]
-  dockerfile = "Containerfile.distroless"
-  target     = "runtime-distroless"
-  contexts   = { binary = "target:scratch" }
+  args       = { BINARY_STAGE = "dev-builder" }
+  platforms  = csv(LOCAL_PLATFORMS)
+  tags       = ["${IMAGE}:dev"]
+  output     = ["type=docker"]
 }
 
 // Each platform's binary and split debug file by GNU build id, published beside the images
@@ -142,9 +165,9 @@ target "debug-symbols" {
 }
 
 group "default" {
-  targets = ["image-local", "image-local-distroless"]
+  targets = [for v in VARIANTS : "image-local${v.suffix}"]
 }
 
 group "release" {
-  targets = ["scratch", "distroless", "symbols"]
+  targets = concat([for v in VARIANTS : v.name], ["symbols"])
 }

@@ -134,7 +134,7 @@ host_state() {
 }
 
 reachable() { timeout 30 docker buildx imagetools inspect "$1" >/dev/null 2>&1; }
-rust_version() { sed -n 's/^variable "RUST_VERSION" { default = "\(.*\)" }/\1/p' "$here/../docker-bake.hcl"; }
+rust_version() { bash "$here/bake-var.sh" RUST_VERSION; }
 
 up() {
   exec 8>&1 1>&2 # only the export lines go to stdout

@@ -35,12 +35,20 @@ if ((${#apt_pkgs[@]})); then
 fi
 
 if has build || has test; then
+  # The toolchain the images use (docker-bake.hcl's RUST_VERSION): the Makefile runs cargo
+  # with RUSTUP_TOOLCHAIN set to it.
+  here=$(dirname "$0")
+  toolchain=$(bash "$here/bake-var.sh" RUST_VERSION)
+  rustup toolchain list | grep -q "^$toolchain-" || rustup toolchain install --profile minimal "$toolchain"
+  export RUSTUP_TOOLCHAIN=$toolchain
   installed=$(rustup target list --installed)
   for t in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do grep -qx "$t" <<<"$installed" || rustup target add "$t"; done
   # llvm-tools: llvm-objcopy splits the debug info out of both architectures' binaries.
   for c in clippy rustfmt llvm-tools; do rustup component list --installed | grep -q "^$c" || rustup component add "$c"; done
-  # cargo-auditable embeds the dependency list in the binaries (the Dockerfile pins the same).
-  command -v cargo-auditable >/dev/null 2>&1 || cargo install --locked --quiet cargo-auditable --version 0.7.7
+  # cargo-auditable embeds the dependency list in the binaries, the same version as the images.
+  auditable=$(bash "$here/bake-var.sh" CARGO_AUDITABLE_VERSION)
+  cargo install --list | grep -qxF "cargo-auditable v$auditable:" \
+    || cargo install --locked --quiet --force cargo-auditable --version "$auditable"
   # The arm64 test binary runs under qemu-user; make sure the handler is registered.
   if [[ "$(uname -m)" != aarch64 && ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]]; then
     [[ -e /proc/sys/fs/binfmt_misc/register ]] \

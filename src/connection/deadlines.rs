@@ -175,6 +175,18 @@ impl Deadlines {
     }
 }
 
+/// Timeouts for the unit tests here and in `supervised`.
+#[cfg(test)]
+pub(super) fn test_timeouts() -> Timeouts {
+    const S: Duration = Duration::from_secs(1);
+    Timeouts {
+        header_read: 10 * S,
+        idle: 60 * S,
+        write: 20 * S,
+        close: 5 * S,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,19 +196,10 @@ mod tests {
 
     const S: Duration = Duration::from_secs(1);
 
-    fn timeouts() -> Timeouts {
-        Timeouts {
-            header_read: 10 * S,
-            idle: 60 * S,
-            write: 20 * S,
-            close: 5 * S,
-        }
-    }
-
     fn setup() -> (Arc<ConnState>, Deadlines, Instant, &'static Lifecycle) {
         let state = Arc::new(ConnState::default());
         let t0 = Instant::now();
-        let d = Deadlines::new(timeouts(), t0, &state);
+        let d = Deadlines::new(test_timeouts(), t0, &state);
         (state, d, t0, Box::leak(Box::default()))
     }
 

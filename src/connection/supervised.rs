@@ -213,6 +213,7 @@ impl<C: Serve> Future for Connection<'_, C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connection::deadlines::test_timeouts;
     use crate::connection::state::{Protocol, RequestGuard};
     use std::pin::pin;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -240,21 +241,32 @@ mod tests {
         }
     }
 
-    fn timeouts() -> Timeouts {
-        Timeouts {
-            header_read: 10 * S,
-            idle: 60 * S,
-            write: 20 * S,
-            close: 5 * S,
-        }
-    }
-
     fn setup() -> (Fake, Arc<ConnState>, &'static Lifecycle) {
         (
             Fake::default(),
             Arc::new(ConnState::default()),
             Box::leak(Box::default()),
         )
+    }
+
+    /// A connection accepted now, under the deadlines' test timeouts (header 10 s, idle 60 s,
+    /// write 20 s, close 5 s).
+    fn open(
+        fake: &Fake,
+        lifecycle: &'static Lifecycle,
+        state: &Arc<ConnState>,
+    ) -> Connection<'static, Fake> {
+        Connection::new(
+            fake.clone(),
+            lifecycle,
+            state.clone(),
+            test_timeouts(),
+            now(),
+        )
+    }
+
+    fn dropped(phase: &str) -> Poll<Result<(), String>> {
+        Poll::Ready(Err(format!("{phase} deadline passed: dropped")))
     }
 
     fn poll<C: Serve>(c: Pin<&mut Connection<'_, C>>) -> Poll<Result<(), String>> {
@@ -269,15 +281,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn timer_a_silent_connection_is_dropped_at_the_header_deadline() {
         let (fake, state, lifecycle) = setup();
-        let mut c = pin!(Connection::new(fake, lifecycle, state, timeouts(), now()));
+        let mut c = pin!(open(&fake, lifecycle, &state));
         assert!(poll(c.as_mut()).is_pending());
         after(9 * S).await;
         assert!(poll(c.as_mut()).is_pending());
         after(S).await;
-        assert_eq!(
-            poll(c.as_mut()),
-            Poll::Ready(Err("Head deadline passed: dropped".into()))
-        );
+        assert_eq!(poll(c.as_mut()), dropped("Head"));
     }
 
     #[tokio::test(start_paused = true)]
@@ -285,13 +294,7 @@ mod tests {
         let (fake, state, lifecycle) = setup();
         state.on_read();
         state.set_protocol(Protocol::Http2);
-        let mut c = pin!(Connection::new(
-            fake.clone(),
-            lifecycle,
-            state,
-            timeouts(),
-            now()
-        ));
+        let mut c = pin!(open(&fake, lifecycle, &state));
         assert!(poll(c.as_mut()).is_pending());
         after(60 * S).await;
         assert!(poll(c.as_mut()).is_pending());
@@ -304,23 +307,14 @@ mod tests {
         assert!(poll(c.as_mut()).is_pending());
         assert_eq!(fake.shutdowns.load(Ordering::Relaxed), 1, "begun once");
         after(4 * S).await;
-        assert_eq!(
-            poll(c.as_mut()),
-            Poll::Ready(Err("Closing deadline passed: dropped".into()))
-        );
+        assert_eq!(poll(c.as_mut()), dropped("Closing"));
     }
 
     #[tokio::test(start_paused = true)]
     async fn drain_a_drain_request_begins_one_graceful_close() {
         let (fake, state, lifecycle) = setup();
         state.set_protocol(Protocol::Http2);
-        let mut c = pin!(Connection::new(
-            fake.clone(),
-            lifecycle,
-            state,
-            timeouts(),
-            now()
-        ));
+        let mut c = pin!(open(&fake, lifecycle, &state));
         assert!(poll(c.as_mut()).is_pending());
         assert_eq!(fake.shutdowns.load(Ordering::Relaxed), 0);
         lifecycle.drain();
@@ -336,13 +330,7 @@ mod tests {
     async fn rearm_a_handler_has_no_deadline_and_its_response_arms_the_write_deadline() {
         let (fake, state, lifecycle) = setup();
         state.set_protocol(Protocol::Http1);
-        let mut c = pin!(Connection::new(
-            fake,
-            lifecycle,
-            state.clone(),
-            timeouts(),
-            now()
-        ));
+        let mut c = pin!(open(&fake, lifecycle, &state));
         let mut guard = RequestGuard::begin(state.clone(), lifecycle);
         assert!(poll(c.as_mut()).is_pending());
         // The header deadline armed at accept fires, finds a handler running: no deadline.
@@ -354,10 +342,7 @@ mod tests {
         after(19 * S).await;
         assert!(poll(c.as_mut()).is_pending());
         after(S).await;
-        assert_eq!(
-            poll(c.as_mut()),
-            Poll::Ready(Err("Sending deadline passed: dropped".into()))
-        );
+        assert_eq!(poll(c.as_mut()), dropped("Sending"));
         drop(guard);
     }
 }
