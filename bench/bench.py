@@ -23,6 +23,7 @@ import time
 import urllib.request
 
 import callgrind
+import image_rebuild
 import lto
 
 SERVER_CPU, LOAD_CPU = "0", "1"
@@ -536,6 +537,8 @@ def main():
     ap.add_argument("--captures", type=int, default=100)
     ap.add_argument("--lto-runs", type=int, default=2, help="0 skips the LTO study")
     ap.add_argument("--image-sizes", default="")
+    ap.add_argument("--rebuilds", action="store_true",
+                    help="time warm image rebuilds (needs an engine: bench/run.sh brings one up)")
     ap.add_argument("--write", default="")
     args = ap.parse_args()
 
@@ -557,9 +560,20 @@ def main():
                             args.lto_runs, args.seconds)
         lto_section = lto_doc(lto.table(results), args)
         print(lto.table(results))
+    rebuild_section = ""
+    if args.rebuilds:
+        rebuilds = image_rebuild.table(image_rebuild.study(os.getcwd()))
+        print(rebuilds)
+        rebuild_section = f"""## The image loop: warm rebuilds (this run)
+
+{image_rebuild.__doc__.strip()}
+
+{rebuilds}
+"""
     if args.write:
         with open(args.write, "w") as f:
-            f.write(document(started, args, result, res, instr_section, costs, lto_section))
+            f.write(document(started, args, result, res, instr_section, costs, lto_section)
+                    + rebuild_section)
 
 
 def lto_doc(table_md, args):

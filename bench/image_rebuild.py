@@ -1,0 +1,61 @@
+"""Warm image rebuilds after a one-file change, in one run: `make image-dev` (bake target
+image-dev: profile dev-image, incremental in a cache mount) against the scratch image of
+`make release` (bake target image-local: the release profile, fat LTO, cargo-chef layers).
+
+Each builds a copy of the checkout's files, so the tree is never edited: once as it is, to
+warm the engine's cache, then after one line is added to src/routes.rs, timed. The images are
+tagged httpserver-bench:* and removed afterwards."""
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+EDITED = "src/routes.rs"
+TARGETS = [
+    ("make image-dev (bake image-dev: profile dev-image)", "image-dev"),
+    ("make release, scratch (bake image-local: profile release, fat LTO)", "image-local"),
+]
+
+
+def copy_checkout(root, dest):
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=root,
+                            capture_output=True, text=True, check=True).stdout.splitlines()
+    for name in listed:
+        src = os.path.join(root, name)
+        if os.path.isfile(src) and not os.path.islink(src):
+            os.makedirs(os.path.dirname(os.path.join(dest, name)), exist_ok=True)
+            shutil.copy2(src, os.path.join(dest, name))
+
+
+def bake(root, context, target, tag):
+    started = time.monotonic()
+    subprocess.run(["docker", "buildx", "bake", "-f", os.path.join(root, "docker-bake.hcl"),
+                    "--progress=quiet", "--set", f"{target}.context={context}",
+                    "--set", f"{target}.tags={tag}", target],
+                   check=True, stdout=subprocess.DEVNULL)
+    return time.monotonic() - started
+
+
+def study(root):
+    """[(label, seconds)] for each target's warm rebuild after the one-file change."""
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-rebuild-") as context:
+        copy_checkout(root, context)
+        for label, target in TARGETS:
+            tag = f"httpserver-bench:{target}"
+            bake(root, context, target, tag)
+            with open(os.path.join(context, EDITED), "a") as f:
+                f.write(f"\npub const REBUILD_MARK: u64 = {time.time_ns()};\n")
+            results.append((label, bake(root, context, target, tag)))
+            subprocess.run(["docker", "image", "rm", "-f", tag], check=False,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return results
+
+
+def table(results):
+    rows = "\n".join(f"| {label} | {seconds:.1f} s |" for label, seconds in results)
+    return f"""| image build | warm rebuild after a one-file change |
+|---|---:|
+{rows}"""
