@@ -50,7 +50,7 @@ export ROOT := $(CURDIR)
 root: ## Print the project root (ROOT), as the original's root target set it
 	@echo "ROOT=$(ROOT)"
 
-deps: ## Install what this machine lacks for build and test (musl targets, rustup components, cargo-auditable; apt: qemu-user, binfmt-support, bubblewrap, Go)
+deps: ## Install what this machine lacks for build and test (the toolchain docker-bake.hcl names, musl targets, rustup components, cargo-auditable; apt: qemu-user, binfmt-support, bubblewrap, Go, pprof's profile.proto)
 	bash scripts/install-host-deps.sh build test
 
 build: deps ## Static musl binaries: bin/amd64/httpserver and bin/arm64/httpserver
@@ -140,9 +140,11 @@ push: ## Bake group release (scratch + distroless + debug symbols, linux/amd64 +
 
 # From bake's metadata: each image's repository, its index digest (hex) and the digest of the
 # debug symbols pushed with it (the tags may come from metadata-action's bake files).
+# Every variant bake pushed (all targets but the symbols), so a new variant needs nothing here.
 PUSHED_PY := import json, sys; m = json.load(open(sys.argv[1])); d = m["symbols"]["containerimage.digest"]; \
-  [print(n.rsplit(":", 1)[0] if ":" in n.rsplit("/", 1)[-1] else n, m[t]["containerimage.digest"][7:], d) \
-   for t in ("scratch", "distroless") for n in [m[t]["image.name"].split(",")[0]]]
+  [print(n.rsplit(":", 1)[0] if ":" in n.rsplit("/", 1)[-1] else n, v["containerimage.digest"][7:], d) \
+   for t, v in m.items() if t != "symbols" and isinstance(v, dict) and "containerimage.digest" in v \
+   for n in [v["image.name"].split(",")[0]]]
 
 # Where `make symbols` puts them: SYMBOLS/BUILD_ID/httpserver{,.debug}, for PPROF_BINARY_PATH.
 SYMBOLS ?= symbols
@@ -162,9 +164,13 @@ symbols: ## Fetch a published image's debug symbols into SYMBOLS (default symbol
 
 # A registry on this machine speaks plain HTTP, and a local key signs without Rekor.
 COSIGN_FLAGS ?= $(if $(filter localhost:% 127.0.0.1:%,$(REGISTRY)),--allow-insecure-registry --allow-http-registry)
+# The tags group release pushes (every variant and the debug symbols), from bake itself.
+RELEASE_TAGS_PY := import json, sys; [print(t["tags"][0]) for t in json.load(sys.stdin)["target"].values()]
+
 sign: ## Sign the pushed indexes ($(REGISTRY)/$(IMAGE):$(TAG)[-distroless|-debug]) with COSIGN_KEY
 	@test -n "$${COSIGN_KEY:-}" || { echo "make sign: set COSIGN_KEY (a cosign private key) and COSIGN_PASSWORD" >&2; exit 2; }
-	@for ref in $(REGISTRY)/$(IMAGE):$(TAG) $(REGISTRY)/$(IMAGE):$(TAG)-distroless $(REGISTRY)/$(IMAGE):$(TAG)-debug; do \
+	@refs=$$($(BAKE) --progress=quiet --print release | python3 -c '$(RELEASE_TAGS_PY)'); \
+	for ref in $$refs; do \
 	  digest=$$(docker buildx imagetools inspect --raw "$$ref" | sha256sum | cut -d' ' -f1); \
 	  echo "signing $${ref%:*}@sha256:$$digest"; \
 	  cosign sign --yes --recursive --tlog-upload=false --key "$$COSIGN_KEY" $(COSIGN_FLAGS) "$${ref%:*}@sha256:$$digest"; \
