@@ -19,6 +19,10 @@ rm -rf "$out/.build-id" "$out/httpserver" "$out/httpserver.debug"
 [[ -z "${SOURCE_DATE_EPOCH:-}" ]] || touch -d "@$SOURCE_DATE_EPOCH" "$out/httpserver" "$out/httpserver.debug"
 id=$(readelf -n "$out/httpserver" | sed -n 's/.*Build ID: //p')
 [[ -n "$id" ]] || { echo "split-debug.sh: $built has no GNU build id" >&2; exit 1; }
-rm -rf "${out:?}/$id" && mkdir -p "$out/$id" "$out/.build-id/${id:0:2}"
+# Only this build's id: an earlier build's BUILD_ID folder would otherwise stay beside it.
+for dir in "$out"/*/; do
+  [[ "$(basename "$dir")" =~ ^[0-9a-f]{40}$ ]] && rm -rf "$dir"
+done
+mkdir -p "$out/$id" "$out/.build-id/${id:0:2}"
 ln "$out/httpserver" "$out/httpserver.debug" "$out/$id/"
 ln "$out/httpserver.debug" "$out/.build-id/${id:0:2}/${id:2}.debug"
