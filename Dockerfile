@@ -1,3 +1,7 @@
+# check=skip=InvalidDefaultArgInFrom
+# (RUST_IMAGE's default names RUST_VERSION, which has no default here on purpose: the version is
+# written once, in docker-bake.hcl, which always passes it. BuildKit's check would warn on
+# every build that the default alone is no image name.)
 # httpserver: static musl binary in a scratch image, for linux/amd64 and linux/arm64.
 # Every build step runs on the build platform; arm64 is cross-compiled (rust-lld, see
 # .cargo/config.toml), so nothing executes under emulation. Build through docker-bake.hcl:
@@ -69,35 +73,17 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
 FROM ${BINARY_STAGE} AS binary
 
 # --- the binary and its debug file by build id, for symbolizing profiles: exported by bake
-# target debug-symbols, published as IMAGE:TAG-debug by `make push` (see docs/debug-symbols.md)
+# target debug-symbols, published as IMAGE:TAG-debug by `make push` (docs/profiling.md)
 FROM scratch AS debug-symbols
-ARG VERSION
-ARG REVISION
-ARG SOURCE
 COPY --from=builder /debug/ /
-LABEL org.opencontainers.image.title="httpserver debug symbols" \
-      org.opencontainers.image.description="Binary and split debug file of httpserver, by GNU build id, for PPROF_BINARY_PATH" \
-      org.opencontainers.image.source="${SOURCE}" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${REVISION}"
 
 # --- runtime: nothing but the binary. This is the runtime block of every variant: the
 # distroless one (Containerfile.distroless) starts from this image and adds its base's files.
+# The original's labels; the OCI ones (title, version, ...) come from docker-bake.hcl.
 FROM scratch AS runtime-scratch
-ARG VERSION
-ARG REVISION
-ARG CREATED
-ARG SOURCE
 COPY --from=binary /httpserver /httpserver
 ENV MY_SERVICE_PORT=80
-LABEL multi.l1="v1" multi.l2="v2" other="v3" \
-      org.opencontainers.image.title="httpserver" \
-      org.opencontainers.image.description="Small HTTP service: health, readiness, pprof-compatible profiling" \
-      org.opencontainers.image.source="${SOURCE}" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.created="${CREATED}" \
-      org.opencontainers.image.licenses="MIT"
+LABEL multi.l1="v1" multi.l2="v2" other="v3"
 EXPOSE 80
 USER 65532:65532
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --start-interval=1s \

@@ -17,9 +17,6 @@ ORIGIN := $(shell git remote get-url origin 2>/dev/null | sed -E 's|^git@([^:]+)
 ifneq ($(ORIGIN),)
 export SOURCE ?= $(ORIGIN)
 endif
-# Every cargo run here uses the images' toolchain (docker-bake.hcl's RUST_VERSION; `make deps`
-# installs it with rustup).
-export RUSTUP_TOOLCHAIN ?= $(shell bash scripts/bake-var.sh RUST_VERSION)
 # Image timestamps come from the last commit, so rebuilding a commit gives the same image.
 export RELEASE_PLATFORMS ?= linux/amd64,linux/arm64
 export SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
@@ -36,8 +33,8 @@ TRIPLE_arm64 := aarch64-unknown-linux-musl
 ARCHES := amd64 arm64
 BINS := $(foreach a,$(ARCHES),bin/$(a)/httpserver)
 
-.PHONY: help root deps build run test unit static-test fmt-check clippy lint k8s-check release image-dev push symbols sign \
-	verify engine engine-stop engine-purge e2e attack bench clean
+.PHONY: help root deps build run test unit static-test fmt-check clippy lint k8s-check release image-dev tag-guard push \
+	release-build symbols sign verify engine engine-stop engine-purge e2e attack bench clean
 
 help: ## List the targets (with this invocation's values)
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) \
@@ -95,24 +92,28 @@ test: deps fmt-check clippy unit static-test ## Everything: fmt, clippy, unit + 
 # environment, which scripts/install-host-deps.sh creates.
 TOOLS := $(CURDIR)/target/tools-venv/bin
 
-lint: ## actionlint, hadolint, shellcheck, bake --print of every target and group, k8s-check
+lint: ## zizmor, actionlint, hadolint, shellcheck, bake --print of every target and group, the workflows replayed offline, k8s-check
 	@bash scripts/install-host-deps.sh lint
+	$(TOOLS)/zizmor --offline --persona=auditor --quiet .github/workflows
 	$(TOOLS)/actionlint
 	$(TOOLS)/hadolint Dockerfile Containerfile.distroless scripts/standins/*/Dockerfile
 	shellcheck -x $$(git ls-files -co --exclude-standard '*.sh') .ci/run
-	@# bake --print needs only the buildx client: without one, the engine's unpacked plugin.
+	@# bake needs only the buildx client: without one, the engine's unpacked plugin.
 	@eval "$$(docker buildx version >/dev/null 2>&1 || bash scripts/engine.sh tools)"; \
 	  for t in $$(sed -nE 's/^(target|group) "([^"]+)".*/\2/p' docker-bake.hcl); do \
 	    docker buildx bake --progress=quiet --print "$$t" >/dev/null || exit 1; echo "bake --print $$t: ok"; \
-	  done
+	  done; \
+	  TOOLS_BIN=$(TOOLS) $(CARGO) test --locked --test workflows -- --include-ignored
 	@$(MAKE) --no-print-directory k8s-check
 
 k8s-check: ## deploy/ rendered by kubectl kustomize: Kubernetes 1.37 schemas, restricted pod security, probes, drain arithmetic
 	@bash scripts/install-host-deps.sh k8s
-	K8S_TOOLS=$(TOOLS) $(CARGO) test --locked --test kubernetes -- --include-ignored --nocapture
+	TOOLS_BIN=$(TOOLS) $(CARGO) test --locked --test kubernetes -- --include-ignored --nocapture
 
-# bake's record of what it built and pushed (names, digests); `make push` reads it.
+# bake's record of what it built and pushed (names, digests): `make push` writes it, `make sign`
+# and `make verify` read it (scripts/bake-metadata.py, the one parser of it).
 METADATA_FILE ?= $(CURDIR)/target/bake-metadata.json
+METADATA = python3 scripts/bake-metadata.py $(METADATA_FILE)
 
 release: ## Bake group default into the engine: $(IMAGE):$(TAG) (scratch) and $(IMAGE):$(TAG)-distroless, host platform
 	@mkdir -p $(dir $(METADATA_FILE))
@@ -128,29 +129,42 @@ image-dev: ## The fast loop: $(IMAGE):dev (scratch, host platform) from profile 
 # engine would pass an empty value down).
 REWRITE_TIMESTAMP ?= $(shell docker buildx inspect 2>/dev/null | awk '/^Driver:/ {print ($$2 == "docker") ? "false" : "true"; exit}')
 
+# More bake files. In GitHub Actions, docker/metadata-action's: it exports their paths to the
+# steps after it, and its tags as DOCKER_METADATA_OUTPUT_TAGS, which docker-bake.hcl reads.
+BAKE_FILES ?= $(DOCKER_METADATA_OUTPUT_BAKE_FILE_LABELS) $(DOCKER_METADATA_OUTPUT_BAKE_FILE_ANNOTATIONS)
+# Group release as `make push` and `make release-build` bake it; warnings go into the metadata
+# too, as bake-action has them (the metadata parser skips them).
+BAKE_RELEASE = REWRITE_TIMESTAMP=$(or $(REWRITE_TIMESTAMP),true) BUILDX_METADATA_WARNINGS=true \
+  $(BAKE) -f docker-bake.hcl $(addprefix -f ,$(BAKE_FILES)) $(BAKE_FLAGS) --metadata-file=$(METADATA_FILE) release
+
+# The tag being released (GitHub Actions: the pushed tag; empty anywhere else) must be v +
+# Cargo.toml's version, so the images' version label and the binary's --version say what the
+# tag says.
+RELEASE_TAG ?=
+tag-guard: ## Refuse a RELEASE_TAG that is not v + Cargo.toml's version (make push runs it first)
+	@if [ -n "$(RELEASE_TAG)" ] && [ "$(RELEASE_TAG)" != "v$(VERSION)" ]; then \
+	  echo "make: the release tag $(RELEASE_TAG) is not v$(VERSION), Cargo.toml's version: tag v$(VERSION), or set Cargo.toml's version to $(patsubst v%,%,$(RELEASE_TAG)) first" >&2; exit 1; fi
+
 # Each image index's digest names its debug symbols (tag sha256-HEX.debug, the way cosign
 # names its sha256-HEX.sig), so `make symbols` finds them from any reference to the image.
-push: ## Bake group release (scratch + distroless + debug symbols, linux/amd64 + linux/arm64, SBOM + provenance) and push to $(REGISTRY)
+push: tag-guard ## Bake group release (every variant + debug symbols, linux/amd64 + linux/arm64, SBOM + provenance) and push to $(REGISTRY) (or metadata-action's tags)
 	@mkdir -p $(dir $(METADATA_FILE))
-	REWRITE_TIMESTAMP=$(or $(REWRITE_TIMESTAMP),true) $(BAKE) $(BAKE_FLAGS) --metadata-file=$(METADATA_FILE) release --push
-	@python3 -c '$(PUSHED_PY)' $(METADATA_FILE) | while read -r repo image debug; do \
-	  echo "debug symbols of $$repo@sha256:$$image: $$repo:sha256-$$image.debug"; \
-	  docker buildx imagetools create --progress=quiet -t "$$repo:sha256-$$image.debug" "$$repo@$$debug"; \
+	$(BAKE_RELEASE) --push
+	@$(METADATA) images symbols | while read -r repo image debug; do \
+	  echo "debug symbols of $$repo@$$image: $$repo:$${image/:/-}.debug"; \
+	  docker buildx imagetools create --progress=quiet -t "$$repo:$${image/:/-}.debug" "$$repo@$$debug"; \
 	done
 
-# From bake's metadata: each image's repository, its index digest (hex) and the digest of the
-# debug symbols pushed with it (the tags may come from metadata-action's bake files).
-# Every variant bake pushed (all targets but the symbols), so a new variant needs nothing here.
-PUSHED_PY := import json, sys; m = json.load(open(sys.argv[1])); d = m["symbols"]["containerimage.digest"]; \
-  [print(n.rsplit(":", 1)[0] if ":" in n.rsplit("/", 1)[-1] else n, v["containerimage.digest"][7:], d) \
-   for t, v in m.items() if t != "symbols" and isinstance(v, dict) and "containerimage.digest" in v \
-   for n in [v["image.name"].split(",")[0]]]
+release-build: ## Bake group release as make push does, without pushing: the release build checked (ci.yml fills the GitHub Actions cache so)
+	@mkdir -p $(dir $(METADATA_FILE))
+	$(BAKE_RELEASE)
 
 # Where `make symbols` puts them: SYMBOLS/BUILD_ID/httpserver{,.debug}, for PPROF_BINARY_PATH.
 SYMBOLS ?= symbols
 # REF: one published image, repo:tag or repo@sha256:... (IMAGE is always the name alone).
 REF ?=
 need-ref = @test -n "$(REF)" || { echo "make $@: set REF to a published image (repo:tag or repo@sha256:...)" >&2; exit 2; }
+need-metadata = @test -s "$(METADATA_FILE)" || { echo "make $@: $(METADATA_FILE) is missing: make push writes it (what it pushed, by digest)" >&2; exit 2; }
 
 symbols: ## Fetch a published image's debug symbols into SYMBOLS (default symbols/), for PPROF_BINARY_PATH: make symbols REF=repo:tag|repo@digest
 	$(need-ref)
@@ -162,40 +176,36 @@ symbols: ## Fetch a published image's debug symbols into SYMBOLS (default symbol
 	    --platform "$(RELEASE_PLATFORMS)" --output "type=local,dest=$(SYMBOLS),platform-split=false" - >/dev/null; \
 	  ls -d $(SYMBOLS)/*/httpserver.debug; echo "PPROF_BINARY_PATH=$(abspath $(SYMBOLS))"
 
-# A registry on this machine speaks plain HTTP, and a local key signs without Rekor.
-COSIGN_FLAGS ?= $(if $(filter localhost:% 127.0.0.1:%,$(REGISTRY)),--allow-insecure-registry --allow-http-registry)
-# The tags group release pushes (every variant and the debug symbols), from bake itself.
-RELEASE_TAGS_PY := import json, sys; [print(t["tags"][0]) for t in json.load(sys.stdin)["target"].values()]
+COSIGN ?= cosign
+export COSIGN
+sign: ## Sign what the last make push pushed (every index, --recursive): with COSIGN_KEY, else keyless (GitHub Actions' OIDC identity)
+	$(need-metadata)
+	@bash scripts/cosign-sign.sh $$($(METADATA) refs)
 
-sign: ## Sign the pushed indexes ($(REGISTRY)/$(IMAGE):$(TAG)[-distroless|-debug]) with COSIGN_KEY
-	@test -n "$${COSIGN_KEY:-}" || { echo "make sign: set COSIGN_KEY (a cosign private key) and COSIGN_PASSWORD" >&2; exit 2; }
-	@refs=$$($(BAKE) --progress=quiet --print release | python3 -c '$(RELEASE_TAGS_PY)'); \
+verify: ## Verify a published image, REF=repo:tag|repo@digest, else every image the last make push pushed: signature, provenance, SBOM, config, debug symbols [COSIGN_PUBLIC_KEY=cosign.pub]
+	@bash scripts/install-host-deps.sh verify
+	@if [ -z "$(REF)" ]; then test -s "$(METADATA_FILE)" || { echo "make verify: set REF, or make push first (it records what it pushed in $(METADATA_FILE))" >&2; exit 2; }; fi
+	@refs='$(REF)'; [ -n "$$refs" ] || refs=$$($(METADATA) images symbols | awk '{print $$1 "@" $$2}'); \
 	for ref in $$refs; do \
-	  digest=$$(docker buildx imagetools inspect --raw "$$ref" | sha256sum | cut -d' ' -f1); \
-	  echo "signing $${ref%:*}@sha256:$$digest"; \
-	  cosign sign --yes --recursive --tlog-upload=false --key "$$COSIGN_KEY" $(COSIGN_FLAGS) "$${ref%:*}@sha256:$$digest"; \
+	  VERIFY_IMAGE=$$ref $(CARGO) test --locked --test image -- --ignored --test-threads=1 "verify $$ref: " || exit 1; \
 	done
 
-verify: ## Verify a published image: make verify REF=repo:tag|repo@digest [COSIGN_PUBLIC_KEY=cosign.pub]
-	$(need-ref)
-	VERIFY_IMAGE=$(REF) $(CARGO) test --locked --test image -- --ignored --test-threads=1 'verify $(REF)'
-
-engine: ## Bring up what the images need (engine, buildx, QEMU, registry, stand-in bases): eval "$(make -s engine)"
-	@bash scripts/install-host-deps.sh e2e >&2
+engine: ## As root: bring up what the images need where the machine lacks it (engine, buildx, QEMU, registry, cosign, stand-in bases): eval "$(make -s engine)"
 	@bash scripts/engine.sh up
 
-engine-stop: ## Stop what `make engine` started and undo its host changes (the cache stays)
+engine-stop: ## Stop what `make engine` started and undo its host changes (its packages and cache stay)
 	@bash scripts/engine.sh down
 
-engine-purge: ## engine-stop, then delete the engine's cache (downloads, images, build cache)
+engine-purge: ## engine-stop, then remove the Debian packages make engine installed and delete its cache (downloads, images, build cache)
 	@bash scripts/engine.sh purge
 
-e2e: ## The image checks (tests/image): make engine, the checks, then make engine-stop unless the engine was already running
-	@bash scripts/install-host-deps.sh e2e
+e2e: ## As root: the image checks (tests/image): make engine, the checks, then make engine-stop unless the engine was already running
+	@bash scripts/engine.sh preflight
+	@bash scripts/install-host-deps.sh build test e2e
 	$(CARGO) build --locked --tests
 	@if bash scripts/engine.sh running; then echo "make e2e: using the running engine (left running)"; \
 	  else trap 'bash scripts/engine.sh down' EXIT; fi; env=$$(bash scripts/engine.sh up) && eval "$$env" && \
-	  K8S_TOOLS=$(TOOLS) $(CARGO) test --locked --test image -- --ignored --test-threads=1 $(E2E_ARGS)
+	  TOOLS_BIN=$(TOOLS) $(CARGO) test --locked --test image -- --ignored --test-threads=1 $(E2E_ARGS)
 
 attack: build ## Hostile clients against the release binary (slowloris, smuggling, HTTP/2 floods...), then 120 s of Parca + Alloy + go tool pprof at once: two tables
 	@bash scripts/install-host-deps.sh attack test
@@ -203,7 +213,7 @@ attack: build ## Hostile clients against the release binary (slowloris, smugglin
 	SCRAPE_SECONDS=120 HTTPSERVER_BIN=$(CURDIR)/bin/amd64/httpserver \
 	  $(CARGO) test --locked --test scrapers -- --include-ignored --nocapture
 
-bench: ## Benchmark against the Go original, side by side (writes BENCHMARKS.md)
+bench: ## As root: benchmark against the Go original and nginx, side by side, and the image loop (writes BENCHMARKS.md)
 	bash bench/run.sh
 
 clean: ## Remove build outputs

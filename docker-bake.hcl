@@ -1,15 +1,20 @@
 // httpserver images. `docker buildx bake` builds the host-platform images into the local
-// engine; `docker buildx bake release --push` publishes both variants for linux/amd64 and
-// linux/arm64. The Makefile's release/push verbs call these targets.
+// engine; `docker buildx bake release --push` publishes every variant and the debug symbols
+// for linux/amd64 and linux/arm64. The Makefile's verbs call these targets (docs/images.md).
 
 variable "REGISTRY" { default = "localhost:5000" }
 variable "IMAGE" { default = "httpserver" }
 variable "TAG" { default = "v1.0" }
+// What the images say about themselves (labels and annotations, below). The Makefile passes
+// Cargo.toml's version (what the binary's --version prints), the commit and the repository it
+// came from (git remote origin).
+variable "TITLE" { default = "httpserver" }
 variable "VERSION" { default = "dev" }
 variable "REVISION" { default = "unknown" }
 variable "SOURCE" { default = "https://github.com/httpserver/httpserver" }
-// Tool versions, written here only: the images get them as build args, the host's cargo runs
-// with RUSTUP_TOOLCHAIN=RUST_VERSION (Makefile), and scripts read them with scripts/bake-var.sh.
+variable "LICENSES" { default = "MIT" }
+// Tool versions, written here only: the images get them as build args, rust-toolchain.toml
+// names the same Rust (a test ties them), and scripts read them with scripts/bake-var.sh.
 variable "RUST_VERSION" { default = "1.95.0" }
 variable "CARGO_CHEF_VERSION" { default = "0.1.78" }
 variable "CARGO_AUDITABLE_VERSION" { default = "0.7.7" }
@@ -23,19 +28,30 @@ variable "SOURCE_DATE_EPOCH" { default = "0" }
 // Platforms of the host-platform targets (the e2e adds linux/arm64 to run it under emulation).
 variable "LOCAL_PLATFORMS" { default = "" }
 variable "RELEASE_PLATFORMS" { default = "linux/amd64,linux/arm64" }
-// Attestations of the release targets: SLSA provenance (mode=max) and an SPDX SBOM made by
+// Attestations of the image variants: SLSA provenance (mode=max) and an SPDX SBOM made by
 // SBOM_GENERATOR, an image following BuildKit's SBOM generator protocol ("" is BuildKit's
 // default, docker/buildkit-syft-scanner; make engine points it at a local stand-in where
-// Docker Hub is out of reach).
+// Docker Hub is out of reach). This file owns them: the make verbs and the workflows pass no
+// --sbom, --provenance or *.attest, which would apply to every target, the debug symbols too.
 variable "SBOM" { default = true }
 variable "SBOM_GENERATOR" { default = "" }
 variable "PROVENANCE" { default = true }
-// Clamp layer file times to SOURCE_DATE_EPOCH on pushes (a docker-container builder; the
-// docker driver refuses it, and the Makefile turns it off there).
+// Clamp layer file times to SOURCE_DATE_EPOCH on pushes (a docker-container builder, as in
+// GitHub Actions; the docker driver refuses it, and the Makefile turns it off there).
 variable "REWRITE_TIMESTAMP" { default = true }
 // Stages rebuilt even when cached (comma-separated): the reproducibility check rebuilds
 // every stage that compiles or assembles the program, from source.
 variable "NO_CACHE_FILTER" { default = "" }
+// The GitHub Actions cache, one scope per pushed target (they would otherwise overwrite each
+// other's index in the one default scope): "" off (anywhere but GitHub Actions), "read", or
+// "write" (read and store, mode=max). A build reads the scopes its own ref stored and the
+// default branch's: ci.yml's release build writes them on pushes to the default branch, so
+// pull requests and release tags start from there.
+variable "GHA_CACHE" { default = "" }
+// The tags docker/metadata-action computed (it exports them, one per line, to the steps after
+// it): each variant is pushed as these with its suffix, the debug symbols with -debug. Unset:
+// REGISTRY/IMAGE:TAG.
+variable "DOCKER_METADATA_OUTPUT_TAGS" { default = "" }
 
 function "created" {
   params = [epoch]
@@ -48,14 +64,22 @@ function "csv" {
   result = list == "" ? [] : split(",", list)
 }
 
-// The image variants: the file and stage that build each, its tag suffix, and the variant
-// whose image it starts from ("" for none; the distroless one adds its base's files to the
-// scratch image). Adding a variant is one entry here (and its file); the targets below, the
-// groups and the metadata-action placeholders follow from this list.
+// The image variants: the file and stage that build each, its tag suffix, the variant whose
+// image it starts from ("" for none; the distroless one adds its base's files to the scratch
+// image), and its description. Adding a variant is one entry here (and its file); the
+// targets below and the groups follow from this list, and the make verbs and workflows read
+// what bake built from its metadata.
 variable "VARIANTS" {
   default = [
-    { name = "scratch", file = "Dockerfile", stage = "runtime-scratch", suffix = "", base = "" },
-    { name = "distroless", file = "Containerfile.distroless", stage = "runtime-distroless", suffix = "-distroless", base = "scratch" },
+    {
+      name = "scratch", file = "Dockerfile", stage = "runtime-scratch", suffix = "", base = "",
+      description = "Small HTTP service: health, readiness, pprof-compatible profiling"
+    },
+    {
+      name = "distroless", file = "Containerfile.distroless", stage = "runtime-distroless",
+      suffix = "-distroless", base = "scratch",
+      description = "Small HTTP service: health, readiness, pprof-compatible profiling (distroless)"
+    },
   ]
 }
 
@@ -65,44 +89,75 @@ function "suffix_of" {
   result = { for v in VARIANTS : v.name => v.suffix }[name]
 }
 
-// Placeholders that docker/metadata-action's bake files override in CI (tags, labels,
-// annotations); the defaults here name the image for `make push`.
-target "docker-metadata-action-variants" {
-  matrix = { v = VARIANTS }
-  name   = "docker-metadata-action${v.suffix}"
-  tags   = ["${REGISTRY}/${IMAGE}:${TAG}${v.suffix}"]
+// The OCI labels every image carries, set by this file only.
+function "labels" {
+  params = [description]
+  result = {
+    "org.opencontainers.image.title"       = TITLE
+    "org.opencontainers.image.description" = description
+    "org.opencontainers.image.source"      = SOURCE
+    "org.opencontainers.image.version"     = VERSION
+    "org.opencontainers.image.revision"    = REVISION
+    "org.opencontainers.image.created"     = created(SOURCE_DATE_EPOCH)
+    "org.opencontainers.image.licenses"    = LICENSES
+  }
 }
 
-target "docker-metadata-action-debug" {
-  tags = ["${REGISTRY}/${IMAGE}:${TAG}-debug"]
+// The same as annotations of each pushed manifest and of the index (registries show those).
+function "annotations" {
+  params = [description]
+  result = [for k, v in labels(description) : "index,manifest:${k}=${v}"]
 }
+
+// A pushed target's tags: metadata-action's, else REGISTRY/IMAGE:TAG, with the suffix.
+function "tags" {
+  params = [suffix]
+  result = [
+    for t in (DOCKER_METADATA_OUTPUT_TAGS == "" ? ["${REGISTRY}/${IMAGE}:${TAG}"] : compact(split("\n", DOCKER_METADATA_OUTPUT_TAGS))) :
+    "${t}${suffix}"
+  ]
+}
+
+// A pushed target's own output, so that --push (bake's *.push=true, which also gives every
+// parent target an output of its own) only adds push=true to it and never replaces it.
+function "pushed_output" {
+  params = []
+  result = [REWRITE_TIMESTAMP ? "type=image,rewrite-timestamp=true" : "type=image"]
+}
+
+function "cache_from" {
+  params = [scope]
+  result = GHA_CACHE == "" ? [] : ["type=gha,scope=${scope}"]
+}
+
+function "cache_to" {
+  params = [scope]
+  result = GHA_CACHE == "write" ? ["type=gha,scope=${scope},mode=max"] : []
+}
+
+// docker/metadata-action's bake files (bake-file-labels, bake-file-annotations) fill this in
+// CI. The pushed targets inherit it, then set the project's own labels and annotations (title,
+// description, version, revision, source, created, licenses) after it: where both name a key,
+// the project's wins; the rest (its url, any label a workflow adds) passes through.
+target "docker-metadata-action" {}
 
 target "_common" {
   context = "."
   args = {
-    RUST_VERSION       = RUST_VERSION
-    RUST_IMAGE         = RUST_IMAGE
-    CARGO_CHEF_VERSION = CARGO_CHEF_VERSION
+    RUST_VERSION            = RUST_VERSION
+    RUST_IMAGE              = RUST_IMAGE
+    CARGO_CHEF_VERSION      = CARGO_CHEF_VERSION
     CARGO_AUDITABLE_VERSION = CARGO_AUDITABLE_VERSION
-    DISTROLESS_IMAGE   = DISTROLESS_IMAGE
-    VERSION            = VERSION
-    REVISION           = REVISION
-    SOURCE             = SOURCE
-    CREATED            = created(SOURCE_DATE_EPOCH)
-    SOURCE_DATE_EPOCH  = SOURCE_DATE_EPOCH
+    DISTROLESS_IMAGE        = DISTROLESS_IMAGE
+    SOURCE_DATE_EPOCH       = SOURCE_DATE_EPOCH
   }
   no-cache-filter = csv(NO_CACHE_FILTER)
 }
 
 target "_release" {
-  inherits  = ["_common"]
+  inherits  = ["_common", "docker-metadata-action"]
   platforms = csv(RELEASE_PLATFORMS)
-  output    = [REWRITE_TIMESTAMP ? "type=image,rewrite-timestamp=true" : "type=image"]
-  attest = concat(
-    // Off means off: with no provenance entry buildx still adds its min-mode provenance.
-    PROVENANCE ? ["type=provenance,mode=max"] : ["type=provenance,disabled=true"],
-    SBOM ? [SBOM_GENERATOR == "" ? "type=sbom" : "type=sbom,generator=${SBOM_GENERATOR}"] : [],
-  )
+  output    = pushed_output()
 }
 
 // Each variant for the host platform, into the engine: image-local (scratch),
@@ -116,17 +171,29 @@ target "image-local-variants" {
   contexts   = v.base == "" ? {} : { binary = "target:image-local${suffix_of(v.base)}" }
   platforms  = csv(LOCAL_PLATFORMS)
   tags       = ["${IMAGE}:${TAG}${v.suffix}"]
+  labels     = labels(v.description)
   output     = ["type=docker"]
 }
 
 // Each variant for RELEASE_PLATFORMS, with attestations: scratch, distroless, ...
 target "release-variants" {
-  matrix     = { v = VARIANTS }
-  name       = v.name
-  inherits   = ["_release", "docker-metadata-action${v.suffix}"]
-  dockerfile = v.file
-  target     = v.stage
-  contexts   = v.base == "" ? {} : { binary = "target:${v.base}" }
+  matrix      = { v = VARIANTS }
+  name        = v.name
+  inherits    = ["_release"]
+  dockerfile  = v.file
+  target      = v.stage
+  contexts    = v.base == "" ? {} : { binary = "target:${v.base}" }
+  tags        = tags(v.suffix)
+  labels      = labels(v.description)
+  annotations = annotations(v.description)
+  output      = pushed_output()
+  attest = concat(
+    // Off means off: with no provenance entry buildx still adds its min-mode provenance.
+    PROVENANCE ? ["type=provenance,mode=max"] : ["type=provenance,disabled=true"],
+    SBOM ? [SBOM_GENERATOR == "" ? "type=sbom" : "type=sbom,generator=${SBOM_GENERATOR}"] : [],
+  )
+  cache-from = cache_from(v.name)
+  cache-to   = cache_to(v.name)
 }
 
 // The fast loop (`make image-dev`): the scratch image for the host platform with a binary of
@@ -138,30 +205,35 @@ target "image-dev" {
   args       = { BINARY_STAGE = "dev-builder" }
   platforms  = csv(LOCAL_PLATFORMS)
   tags       = ["${IMAGE}:dev"]
+  labels     = labels("${VARIANTS[0].description}, development build: not for release")
   output     = ["type=docker"]
 }
 
 // Each platform's binary and split debug file by GNU build id, published beside the images
-// as IMAGE:TAG-debug (`make push` also tags it sha256-DIGEST.debug for each image index it
-// belongs to; `make sign` signs it; `make symbols IMAGE=ref` fetches it). No attestations:
-// it is not run, and without provenance a rebuild of the commit pushes the same digest.
+// (`make push` also tags it sha256-DIGEST.debug for each image index it belongs to; `make sign`
+// signs it; `make symbols REF=ref` fetches it). No attestations: it is not run, and without
+// provenance a rebuild of the commit pushes the same digest.
 target "symbols" {
-  inherits   = ["_common", "docker-metadata-action-debug"]
-  dockerfile = "Dockerfile"
-  target     = "debug-symbols"
-  platforms  = csv(RELEASE_PLATFORMS)
-  output     = [REWRITE_TIMESTAMP ? "type=image,rewrite-timestamp=true" : "type=image"]
-  attest     = ["type=provenance,disabled=true"]
+  inherits    = ["_release"]
+  dockerfile  = "Dockerfile"
+  target      = "debug-symbols"
+  tags        = tags("-debug")
+  labels      = labels("Binary and split debug file of ${TITLE}, by GNU build id, for PPROF_BINARY_PATH")
+  annotations = annotations("Binary and split debug file of ${TITLE}, by GNU build id, for PPROF_BINARY_PATH")
+  output      = pushed_output()
+  attest      = ["type=provenance,disabled=true"]
+  cache-from  = cache_from("symbols")
+  cache-to    = cache_to("symbols")
 }
 
 // The same files for this checkout, exported locally (bin/debug-symbols/BUILD_ID/): for
 // symbolizing profiles of images built here, PPROF_BINARY_PATH=bin/debug-symbols.
 target "debug-symbols" {
-  inherits  = ["_common"]
+  inherits   = ["_common"]
   dockerfile = "Dockerfile"
-  target    = "debug-symbols"
-  platforms = csv(RELEASE_PLATFORMS)
-  output    = ["type=local,dest=bin/debug-symbols,platform-split=false"]
+  target     = "debug-symbols"
+  platforms  = csv(RELEASE_PLATFORMS)
+  output     = ["type=local,dest=bin/debug-symbols,platform-split=false"]
 }
 
 group "default" {

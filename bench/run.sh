@@ -3,6 +3,7 @@
 # writes BENCHMARKS.md. Not part of `make test` (timings are not assertions).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/engine.sh preflight # the image loop's rebuilds need an engine: root, said up front
 bash scripts/install-host-deps.sh build bench
 make --no-print-directory build
 mkdir -p bench/out

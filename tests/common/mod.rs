@@ -435,6 +435,39 @@ pub fn llvm_tools_dir() -> String {
 
 /// Runs `cmd` with `input` (if any) on its standard input: its standard output, or what
 /// went wrong (its status and standard error).
+/// The bin directory of the Python tools' virtual environment (TOOLS_BIN, which `make lint` and
+/// `make k8s-check` set: kubectl, kubernetes-validate, and PyYAML with them).
+#[allow(dead_code)]
+pub fn tools_bin() -> Result<PathBuf, String> {
+    std::env::var_os("TOOLS_BIN")
+        .map(PathBuf::from)
+        .ok_or_else(|| "TOOLS_BIN is not set (make lint and make k8s-check set it)".to_owned())
+}
+
+/// Every document of a YAML stream as JSON, read by PyYAML (from the tools' environment).
+#[allow(dead_code)]
+pub fn yaml_documents(yaml: &[u8]) -> Result<Vec<serde_json::Value>, String> {
+    let json = output_of(
+        Command::new(tools_bin()?.join("python")).args([
+            "-c",
+            "import json, sys, yaml; json.dump([d for d in yaml.safe_load_all(sys.stdin) if d], sys.stdout)",
+        ]),
+        Some(yaml),
+    )?;
+    serde_json::from_slice(&json).map_err(|e| e.to_string())
+}
+
+/// sha256 of `bytes` in hex (sha256sum's).
+#[allow(dead_code)]
+pub fn sha256_hex(bytes: &[u8]) -> Result<String, String> {
+    let out = output_of(&mut Command::new("sha256sum"), Some(bytes))?;
+    Ok(String::from_utf8_lossy(&out)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_owned())
+}
+
 pub fn output_of(cmd: &mut Command, input: Option<&[u8]>) -> Result<Vec<u8>, String> {
     let mut child = cmd
         .stdin(if input.is_some() {

@@ -93,8 +93,13 @@ fn copy_of(cmd: &Command) -> Command {
     c
 }
 
+/// Where the build labelled `label` leaves bake's metadata (make's METADATA_FILE for it).
+pub fn metadata_file(label: &str) -> PathBuf {
+    scratch_file(&format!("metadata-{}.json", label.replace(' ', "-")))
+}
+
 fn run_once(label: &str, mut cmd: Command, limit: Duration) -> Result<BuildRun, String> {
-    let metadata_file = scratch_file(&format!("metadata-{}.json", label.replace(' ', "-")));
+    let metadata_file = metadata_file(label);
     let _ = std::fs::remove_file(&metadata_file);
     // Through make, BAKE_FLAGS carries the progress flag (after any the caller set) and
     // METADATA_FILE names the metadata file (make's own verbs read it too); a direct bake

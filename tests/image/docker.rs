@@ -320,6 +320,8 @@ pub mod registry {
     #[serde(rename_all = "camelCase")]
     pub struct Index {
         pub manifests: Vec<Descriptor>,
+        #[serde(default)]
+        pub annotations: HashMap<String, String>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -343,6 +345,8 @@ pub mod registry {
     pub struct Manifest {
         pub config: Descriptor,
         pub layers: Vec<Descriptor>,
+        #[serde(default)]
+        pub annotations: HashMap<String, String>,
     }
 
     /// An OCI image config as stored in the registry.
@@ -355,7 +359,7 @@ pub mod registry {
     }
 
     /// A registry on this machine speaks plain HTTP; any other is checked as usual.
-    fn local(reference: &str) -> bool {
+    pub fn local(reference: &str) -> bool {
         reference.starts_with("localhost:") || reference.starts_with("127.0.0.1:")
     }
 

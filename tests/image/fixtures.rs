@@ -65,9 +65,25 @@ impl Variant {
 
     /// The index `make push` publishes.
     pub fn pushed_ref(self) -> String {
-        let s = settings();
-        format!("{}/{}:{}{}", s.registry, s.image, s.push_tag, self.suffix())
+        self.pushed_at(&settings().push_tag)
     }
+
+    /// The index a push to `tag` publishes for this variant.
+    pub fn pushed_at(self, tag: &str) -> String {
+        let s = settings();
+        format!("{}/{}:{tag}{}", s.registry, s.image, self.suffix())
+    }
+}
+
+/// Cargo.toml's version: what the binary's --version prints and the images' version label says.
+pub fn cargo_version() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("version = \""))
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or("")
+        .to_owned()
 }
 
 /// `make VERB` with this run's image name and tag.
@@ -138,7 +154,10 @@ pub fn push_result() -> &'static Result<Built, String> {
     CELL.get_or_init(|| {
         let s = settings();
         let mut cmd = make("push");
-        cmd.env("TAG", &s.push_tag).env("REGISTRY", &s.registry);
+        // As the release workflow on a tag: make push runs the tag guard first.
+        cmd.env("TAG", &s.push_tag)
+            .env("REGISTRY", &s.registry)
+            .env("RELEASE_TAG", format!("v{}", cargo_version()));
         build_once("make push", cmd)
     })
 }

@@ -1,5 +1,6 @@
 //! `make push`: both variants as multi-platform indexes in the registry, each platform's
-//! manifest carrying the documented config, plus the attestation manifests.
+//! manifest carrying the documented config, plus the attestation manifests; the tag guard the
+//! release workflow runs first; `make release-build`, the same bake without the push.
 
 use libtest_mimic::Trial;
 
@@ -27,6 +28,14 @@ pub fn checks() -> Vec<Trial> {
         check("push: no untagged image left behind", || {
             no_new_dangling(fixtures::push()?.new_dangling)
         }),
+        check(
+            "tag guard: make tag-guard takes v + Cargo.toml's version and refuses another tag",
+            tag_guard,
+        ),
+        check(
+            "release-build: make release-build bakes what make push does, without pushing",
+            release_build,
+        ),
     ];
     for v in VARIANTS {
         let name = v.name();
@@ -106,4 +115,45 @@ fn compressed_size(v: Variant, arch: &str) -> Result<String, String> {
         ));
     }
     Ok(figure)
+}
+
+fn tag_guard() -> Result<String, String> {
+    let good = format!("v{}", fixtures::cargo_version());
+    let run = |tag: &str| {
+        let mut cmd = fixtures::make("tag-guard");
+        cmd.env("RELEASE_TAG", tag);
+        crate::docker::output(&mut cmd, crate::docker::CALL_LIMIT)
+    };
+    run(&good)?;
+    match run("v0.0.0-not-this-one") {
+        Ok(_) => Err("make tag-guard took the tag v0.0.0-not-this-one".into()),
+        Err(e) if e.contains(&format!("is not {good}")) => {
+            Ok(format!("{good} taken, v0.0.0-not-this-one refused"))
+        }
+        Err(e) => Err(format!("refused, but without naming {good}: {e}")),
+    }
+}
+
+/// After `make push`, everything it compiles is cached: the release build reuses it.
+fn release_build() -> Result<String, String> {
+    fixtures::push()?;
+    let s = fixtures::settings();
+    let mut cmd = fixtures::make("release-build");
+    cmd.env("TAG", format!("{}-build", s.push_tag))
+        .env("REGISTRY", &s.registry);
+    let run = crate::bake::run("make release-build", cmd, fixtures::BUILD_LIMIT)?;
+    let compiled: Vec<&str> = run
+        .steps_named("cargo auditable build")
+        .chain(run.steps_named("cargo chef cook"))
+        .filter(|st| !st.cached)
+        .map(|st| st.name.as_str())
+        .collect();
+    if !compiled.is_empty() {
+        return Err(format!("compiled again after make push: {compiled:?}"));
+    }
+    Ok(format!(
+        "{} s, {} steps, nothing compiled again",
+        run.seconds,
+        run.steps.len()
+    ))
 }

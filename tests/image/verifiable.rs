@@ -1,6 +1,9 @@
 //! Verifiable images: `make sign` signs what `make push` published, `make verify`'s checks pass
-//! on it (signature, provenance, SBOM = embedded crates, config) and refuse an unsigned image,
-//! another key and a tampered image; two release builds from source publish the same images.
+//! on it (signature, provenance, SBOM = embedded crates, config, debug symbols) and refuse an
+//! unsigned image, another key and a tampered image; `make sign` and `make verify` as the release
+//! workflow runs them (from the push's metadata), with cosign 3 and with cosign 2; two release
+//! builds from source, through the real docker/metadata-action's files, publish the same images
+//! and carry the project's own title, description and version.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -17,12 +20,10 @@ use crate::verify::{self, Signer, Target};
 const PASSWORD: &str = "e2e-only-password";
 
 pub fn checks() -> Vec<Trial> {
-    let mut all = vec![check("sign: make sign signs both pushed indexes", || {
-        signed()
-            .as_ref()
-            .map(|_| "scratch and distroless, --recursive".to_owned())
-            .map_err(Clone::clone)
-    })];
+    let mut all = vec![check(
+        "sign: make sign signs every index make push pushed",
+        || signed().clone(),
+    )];
     for v in VARIANTS {
         all.extend(verify::checks(
             &format!("verify {} pushed", v.name()),
@@ -50,9 +51,26 @@ pub fn checks() -> Vec<Trial> {
         tampered,
     ));
     all.push(check(
+        "verify: make verify as the release workflow runs it (every image of the last push)",
+        || make_verify(None, "cosign"),
+    ));
+    all.push(check(
+        "cosign 2: make sign and make verify with cosign 2.5 (cosign-2)",
+        cosign_2,
+    ));
+    all.push(check(
         "reproducible: two release pushes from source, with the metadata-action bake files",
         reproducible,
     ));
+    for v in VARIANTS {
+        all.push(check(
+            format!(
+                "{}: pushed with metadata-action's files, the index, manifests and config say the project's title, description, version",
+                v.name()
+            ),
+            move || own_metadata(&v.pushed_at(&format!("{}-repro1", fixtures::settings().push_tag)), v),
+        ));
+    }
     all
 }
 
@@ -76,19 +94,67 @@ fn key_pair(name: &str) -> Result<(PathBuf, PathBuf), String> {
     Ok((key, public))
 }
 
-/// `make sign` of what `make push` published, with this run's key.
-fn signed() -> &'static Result<(), String> {
-    static CELL: OnceLock<Result<(), String>> = OnceLock::new();
-    CELL.get_or_init(|| {
-        fixtures::push()?;
-        let s = fixtures::settings();
-        let mut cmd = fixtures::make("sign");
-        cmd.env("TAG", &s.push_tag)
-            .env("REGISTRY", &s.registry)
-            .env("COSIGN_KEY", key_pair("e2e")?.0)
-            .env("COSIGN_PASSWORD", PASSWORD);
-        docker::output(&mut cmd, CALL_LIMIT).map(|_| ())
-    })
+/// `make sign` with `cosign` (the engine's PATH has cosign 3 and cosign-2) of what `make push`
+/// published, as the release workflow runs it: from the push's metadata file.
+fn make_sign(cosign: &str) -> Result<String, String> {
+    fixtures::push()?;
+    let mut cmd = fixtures::make("sign");
+    cmd.env("METADATA_FILE", bake::metadata_file("make push"))
+        .env("COSIGN", cosign)
+        .env("COSIGN_KEY", key_pair("e2e")?.0)
+        .env("COSIGN_PASSWORD", PASSWORD);
+    let out = docker::output(&mut cmd, CALL_LIMIT)?;
+    let signed = out.lines().filter(|l| l.starts_with("signing ")).count();
+    if signed < 3 {
+        return Err(format!(
+            "signed {signed} images, want every variant and the symbols:\n{out}"
+        ));
+    }
+    Ok(format!("{signed} indexes with {cosign}, --recursive"))
+}
+
+/// `make sign` of what `make push` published, with this run's key, once.
+fn signed() -> &'static Result<String, String> {
+    static CELL: OnceLock<Result<String, String>> = OnceLock::new();
+    CELL.get_or_init(|| make_sign("cosign"))
+}
+
+/// `make verify` through make (a nested run of this harness's verifications): REF, or else
+/// every image of the push's metadata file, as the release workflow's last step runs it.
+fn make_verify(reference: Option<&str>, cosign: &str) -> Result<String, String> {
+    signed().as_ref().map_err(Clone::clone)?;
+    let mut cmd = fixtures::make("verify");
+    cmd.env("METADATA_FILE", bake::metadata_file("make push"))
+        .env("COSIGN", cosign)
+        .env("COSIGN_PUBLIC_KEY", key_pair("e2e")?.1)
+        .env("EXPECT_REVISION", head_commit()?)
+        .env("REF", reference.unwrap_or(""));
+    let out = docker::output(&mut cmd, fixtures::BUILD_LIMIT)?;
+    let passed = out
+        .lines()
+        .filter(|l| l.starts_with("test verify ") && l.ends_with(" ok"))
+        .count();
+    let images = if reference.is_some() {
+        1
+    } else {
+        VARIANTS.len()
+    };
+    if passed != images * verify::VERIFICATIONS.len() {
+        return Err(format!(
+            "{passed} verifications passed, want {}:\n{out}",
+            images * verify::VERIFICATIONS.len()
+        ));
+    }
+    Ok(format!(
+        "{passed} verifications passed ({images} images, {cosign})"
+    ))
+}
+
+/// cosign 2 signs what was pushed (its signatures beside cosign 3's), and verifies them.
+fn cosign_2() -> Result<String, String> {
+    let signed = make_sign("cosign-2")?;
+    let verified = make_verify(Some(&Variant::Distroless.pushed_ref()), "cosign-2")?;
+    Ok(format!("{signed}; {verified}"))
 }
 
 fn head_commit() -> Result<String, String> {
@@ -142,56 +208,63 @@ fn tampered() -> Result<String, String> {
     }
 }
 
-/// The bake files docker/metadata-action writes in the release workflow (bake-file-tags,
-/// -labels, -annotations, for both variants), with `created` from the commit time as the
-/// workflow passes it; returns `-f` flags for them.
-fn metadata_files(tag: &str, epoch: &str) -> Result<String, String> {
+/// The environment docker/metadata-action leaves for `make push` in the release workflow: the
+/// bake files the real action wrote (tests/fixtures/metadata-action/tag: its labels, among them
+/// its own title, description and version, and annotations), and this push's tags.
+fn with_metadata_action(cmd: &mut Command, tag: &str) {
     let s = fixtures::settings();
-    let created = docker::output(
-        Command::new("date").args(["-u", "-d", &format!("@{epoch}"), "+%Y-%m-%dT%H:%M:%SZ"]),
-        CALL_LIMIT,
-    )?
-    .trim()
-    .to_owned();
-    let revision = head_commit()?;
-    let labels = serde_json::json!({
-        "org.opencontainers.image.created": created,
-        "org.opencontainers.image.description": "Small HTTP service",
-        "org.opencontainers.image.licenses": "MIT",
-        "org.opencontainers.image.revision": revision,
-        "org.opencontainers.image.source": "https://github.com/httpserver/httpserver",
-        "org.opencontainers.image.title": "httpserver",
-        "org.opencontainers.image.url": "https://github.com/httpserver/httpserver",
-        "org.opencontainers.image.version": "1.2.3-e2e",
-    });
-    let annotations: Vec<String> = ["manifest", "index"]
-        .iter()
-        .flat_map(|level| {
-            labels
-                .as_object()
-                .into_iter()
-                .flatten()
-                .map(move |(k, v)| format!("{level}:{k}={}", v.as_str().unwrap_or("")))
-        })
-        .collect();
-    let mut flags = String::from("-f docker-bake.hcl");
-    for (target, suffix) in [
-        ("docker-metadata-action", ""),
-        ("docker-metadata-action-distroless", "-distroless"),
-    ] {
-        let tags = vec![format!("{}/{}:{tag}{suffix}", s.registry, s.image)];
-        for (kind, value) in [
-            ("tags", serde_json::json!(tags)),
-            ("labels", labels.clone()),
-            ("annotations", serde_json::json!(annotations)),
-        ] {
-            let file = bake::scratch_file(&format!("{target}-{kind}.json"));
-            let doc = serde_json::json!({ "target": { target: { kind: value } } });
-            std::fs::write(&file, doc.to_string()).map_err(|e| e.to_string())?;
-            flags.push_str(&format!(" -f {}", file.display()));
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/metadata-action/tag");
+    cmd.env(
+        "DOCKER_METADATA_OUTPUT_TAGS",
+        format!("{}/{}:{tag}\n", s.registry, s.image),
+    )
+    .env(
+        "DOCKER_METADATA_OUTPUT_BAKE_FILE_LABELS",
+        fixture.join("docker-metadata-action-bake-labels.json"),
+    )
+    .env(
+        "DOCKER_METADATA_OUTPUT_BAKE_FILE_ANNOTATIONS",
+        fixture.join("docker-metadata-action-bake-annotations.json"),
+    );
+}
+
+/// The project's own title, description and version on a pushed index: its annotations, and
+/// each platform manifest's annotations and config labels (metadata-action's files say other
+/// things; its url passes through).
+fn own_metadata(reference: &str, v: Variant) -> Result<String, String> {
+    let version = fixtures::cargo_version();
+    let index = registry::index(reference)?;
+    let mut seen = vec![("index annotations", index.annotations.clone())];
+    for arch in crate::published::ARCHES {
+        let m = index
+            .platform(arch)
+            .ok_or_else(|| format!("{reference}: no {arch}"))?;
+        let at = verify::repo_at(reference, &m.digest);
+        seen.push(("manifest annotations", registry::manifest(&at)?.annotations));
+        seen.push((
+            "config labels",
+            registry::config(&at)?.config.labels.into_iter().collect(),
+        ));
+    }
+    for (what, map) in &seen {
+        let get = |k: &str| {
+            map.get(&format!("org.opencontainers.image.{k}"))
+                .cloned()
+                .unwrap_or_default()
+        };
+        let description = get("description");
+        let distroless = description.contains("(distroless)");
+        if get("title") != "httpserver"
+            || get("version") != version
+            || !description.starts_with("Small HTTP service")
+            || distroless != (v == Variant::Distroless)
+            || get("url") != "https://github.com/Owner/HTTPServer"
+        {
+            return Err(format!("{reference}: {what}: {map:?}"));
         }
     }
-    Ok(flags)
+    Ok(format!("{} places say httpserver {version}", seen.len()))
 }
 
 /// What one push published, per variant: the index digest, the image manifest digest of each
@@ -231,19 +304,10 @@ fn published(reference: &str) -> Result<Published, String> {
         );
     }
     Ok(Published {
-        index: format!("sha256:{}", sha256_hex(raw.as_bytes())?),
+        index: format!("sha256:{}", crate::common::sha256_hex(raw.as_bytes())?),
         images,
         sboms,
     })
-}
-
-fn sha256_hex(bytes: &[u8]) -> Result<String, String> {
-    let out = crate::common::output_of(&mut Command::new("sha256sum"), Some(bytes))?;
-    Ok(String::from_utf8_lossy(&out)
-        .split_whitespace()
-        .next()
-        .unwrap_or("")
-        .to_owned())
 }
 
 /// Two release pushes from source (every stage that compiles or assembles the program rebuilt;
@@ -267,30 +331,16 @@ fn reproducible() -> Result<String, String> {
     )?
     .trim()
     .to_owned();
-    let refs = |tag: &str| -> Vec<String> {
-        VARIANTS
-            .iter()
-            .map(|v| {
-                let suffix = if *v == Variant::Scratch {
-                    ""
-                } else {
-                    "-distroless"
-                };
-                format!("{}/{}:{tag}{suffix}", s.registry, s.image)
-            })
-            .collect()
-    };
+    let refs = |tag: &str| -> Vec<String> { VARIANTS.iter().map(|v| v.pushed_at(tag)).collect() };
     let mut runs = Vec::new();
     for n in 1..=2 {
         let tag = format!("{}-repro{n}", s.push_tag);
         let mut from_source = fixtures::make("push");
-        from_source
-            .env("BAKE_FLAGS", metadata_files(&tag, &epoch)?)
-            .env("SOURCE_DATE_EPOCH", &epoch)
-            .env(
-                "NO_CACHE_FILTER",
-                "planner,builder,runtime-scratch,built,runtime-distroless",
-            );
+        with_metadata_action(&mut from_source, &tag);
+        from_source.env("SOURCE_DATE_EPOCH", &epoch).env(
+            "NO_CACHE_FILTER",
+            "planner,builder,runtime-scratch,built,runtime-distroless",
+        );
         let t = bake::run(
             &format!("release push {n} from source"),
             from_source,
@@ -303,8 +353,8 @@ fn reproducible() -> Result<String, String> {
             .collect::<Result<_, _>>()?;
         let tag = format!("{}-repro-np", s.push_tag);
         let mut without_provenance = fixtures::make("push");
+        with_metadata_action(&mut without_provenance, &tag);
         without_provenance
-            .env("BAKE_FLAGS", metadata_files(&tag, &epoch)?)
             .env("SOURCE_DATE_EPOCH", &epoch)
             .env("PROVENANCE", "false");
         bake::run(

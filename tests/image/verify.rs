@@ -1,7 +1,8 @@
 //! Verifying a published image, as `make verify REF=repo:tag|repo@digest` does for any image and the
 //! e2e does for what it pushed: the cosign signature (a key, or the release workflow's keyless
 //! identity), the provenance naming the source repository and the commit, the SBOM listing
-//! exactly the crates embedded in each platform's binary, and the documented config.
+//! exactly the crates embedded in each platform's binary, the documented config, and the debug
+//! symbols `make push` linked to it holding each platform binary's build id.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -90,7 +91,7 @@ pub fn checks(
 
 type Verification = fn(&Target) -> Result<String, String>;
 
-pub const VERIFICATIONS: [(&str, Verification); 4] = [
+pub const VERIFICATIONS: [(&str, Verification); 5] = [
     ("signature verifies", signature),
     ("provenance names the source and the commit", provenance),
     (
@@ -100,6 +101,10 @@ pub const VERIFICATIONS: [(&str, Verification); 4] = [
     (
         "labels, env, user, entrypoint, healthcheck as documented",
         config,
+    ),
+    (
+        "debug symbols linked, with each platform binary's build id",
+        debug_symbols,
     ),
 ];
 
@@ -111,22 +116,26 @@ pub fn all(target: &Target) -> Vec<(&'static str, Result<String, String>)> {
         .collect()
 }
 
-/// cosign needs plain HTTP for a registry on this machine.
-fn local_registry_flags(reference: &str) -> &'static [&'static str] {
-    if reference.starts_with("localhost:") || reference.starts_with("127.0.0.1:") {
-        &["--allow-insecure-registry", "--allow-http-registry"]
-    } else {
-        &[]
-    }
+/// The cosign that `make sign` used (COSIGN, as there; cosign 2 and 3 both work).
+fn cosign() -> Command {
+    Command::new(std::env::var_os("COSIGN").unwrap_or_else(|| "cosign".into()))
 }
 
 fn signature(t: &Target) -> Result<String, String> {
-    let mut cmd = Command::new("cosign");
-    cmd.arg("verify").args(local_registry_flags(&t.reference));
+    let mut cmd = cosign();
+    cmd.arg("verify");
+    let local = registry::local(&t.reference);
+    if local {
+        cmd.args(["--allow-insecure-registry", "--allow-http-registry"]);
+    }
     let how = match &t.signer {
         Signer::Key(key) => {
-            // A local key signs without a transparency log entry.
-            cmd.arg("--key").arg(key).arg("--insecure-ignore-tlog");
+            cmd.arg("--key").arg(key);
+            // `make sign` records signatures in the transparency log, except in a registry on
+            // this machine.
+            if local {
+                cmd.arg("--insecure-ignore-tlog");
+            }
             format!("key {}", key.display())
         }
         Signer::Keyless { identity, issuer } => {
@@ -288,10 +297,8 @@ fn sbom(t: &Target) -> Result<String, String> {
     Ok(figures.join(", "))
 }
 
-/// The crates cargo-auditable embedded in the image's /httpserver (from its layers) that are
-/// compiled into it: the audit data also names build-time crates (build scripts, proc macros),
-/// which scanners rightly leave out of the image's SBOM.
-fn embedded_crates(manifest_ref: &str) -> Result<BTreeSet<String>, String> {
+/// The image's /httpserver, taken out of its (gzipped) layers into a scratch directory.
+fn image_binary(manifest_ref: &str) -> Result<Vec<u8>, String> {
     let dir = crate::bake::scratch_file(&format!(
         "layers-{}",
         manifest_ref.rsplit(':').next().unwrap_or("x")
@@ -303,7 +310,6 @@ fn embedded_crates(manifest_ref: &str) -> Result<BTreeSet<String>, String> {
     let bin = dir.join("httpserver");
     for layer in &manifest.layers {
         let blob = dir.join(layer.digest.trim_start_matches("sha256:"));
-        // The binary is a regular file at /httpserver in one of the (gzipped) layers.
         let _ = docker::output(
             Command::new("tar")
                 .arg("-xzf")
@@ -317,15 +323,84 @@ fn embedded_crates(manifest_ref: &str) -> Result<BTreeSet<String>, String> {
             break;
         }
     }
-    let info = auditable_info::audit_info_from_file(&bin, Default::default())
-        .map_err(|e| format!("{manifest_ref}: no audit data in /httpserver: {e}"));
+    let bytes = std::fs::read(&bin).map_err(|e| format!("{manifest_ref}: no /httpserver ({e})"));
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(info?
+    bytes
+}
+
+/// The crates cargo-auditable embedded in the image's /httpserver that are compiled into it:
+/// the audit data also names build-time crates (build scripts, proc macros), which scanners
+/// rightly leave out of the image's SBOM.
+fn embedded_crates(manifest_ref: &str) -> Result<BTreeSet<String>, String> {
+    let bin = image_binary(manifest_ref)?;
+    let info = auditable_info::audit_info_from_slice(&bin, Default::default())
+        .map_err(|e| format!("{manifest_ref}: no audit data in /httpserver: {e}"))?;
+    Ok(info
         .packages
         .iter()
         .filter(|p| p.kind == auditable_serde::DependencyKind::Runtime)
         .map(|p| format!("{}@{}", p.name, p.version))
         .collect())
+}
+
+/// The GNU build id of an ELF file, in hex.
+fn build_id(elf: &[u8]) -> Result<String, String> {
+    use object::Object;
+    let file = object::File::parse(elf).map_err(|e| e.to_string())?;
+    let id = file
+        .build_id()
+        .map_err(|e| e.to_string())?
+        .ok_or("no GNU build id")?;
+    Ok(id.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// `make push` tags each image index's debug symbols REPO:sha256-HEX.debug (HEX: the index
+/// digest); there, each platform's image must hold BUILD_ID/httpserver.debug for the build id
+/// of that platform's /httpserver (the path pprof looks up with PPROF_BINARY_PATH).
+fn debug_symbols(t: &Target) -> Result<String, String> {
+    let raw = docker::docker(&["buildx", "imagetools", "inspect", "--raw", &t.reference])?;
+    let hex = crate::common::sha256_hex(raw.as_bytes())?;
+    let debug_ref = format!("{}:sha256-{hex}.debug", repo_of(&t.reference));
+    let debug_index = registry::index(&debug_ref).map_err(|e| {
+        format!(
+            "no debug symbols at {debug_ref}: {}",
+            e.lines().next().unwrap_or("")
+        )
+    })?;
+    let mut figures = Vec::new();
+    for (platform, digest) in platform_manifests(&t.reference)? {
+        let id = build_id(&image_binary(&repo_at(&t.reference, &digest))?)?;
+        let arch = platform.trim_start_matches("linux/");
+        let debug = debug_index
+            .platform(arch)
+            .ok_or_else(|| format!("{debug_ref} has no {platform}"))?;
+        let files = layer_files(&repo_at(&t.reference, &debug.digest))?;
+        let want = format!("{id}/httpserver.debug");
+        if !files.iter().any(|f| f.trim_start_matches("./") == want) {
+            return Err(format!("{platform}: {debug_ref} lacks {want}"));
+        }
+        figures.push(format!("{platform} {}", &id[..12]));
+    }
+    Ok(format!("{debug_ref}: {}", figures.join(", ")))
+}
+
+/// The paths in every layer of an image manifest.
+fn layer_files(manifest_ref: &str) -> Result<Vec<String>, String> {
+    let dir = crate::bake::scratch_file(&format!(
+        "files-{}",
+        manifest_ref.rsplit(':').next().unwrap_or("x")
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    registry::copy_to_dir(manifest_ref, &dir)?;
+    let mut files = Vec::new();
+    for layer in registry::manifest(manifest_ref)?.layers {
+        let blob = dir.join(layer.digest.trim_start_matches("sha256:"));
+        let list = docker::output(Command::new("tar").arg("-tzf").arg(&blob), CALL_LIMIT)?;
+        files.extend(list.lines().map(str::to_owned));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(files)
 }
 
 fn config(t: &Target) -> Result<String, String> {
@@ -356,14 +431,18 @@ fn platform_configs(reference: &str) -> Result<BTreeMap<String, registry::OciCon
         .collect()
 }
 
-/// `repo@digest` for a reference given as `repo:tag` or `repo@digest`.
-pub fn repo_at(reference: &str, digest: &str) -> String {
-    let repo = match reference.split_once('@') {
+/// The repository of a reference given as `repo:tag` or `repo@digest`.
+pub fn repo_of(reference: &str) -> &str {
+    match reference.split_once('@') {
         Some((repo, _)) => repo,
         None => match reference.rsplit_once(':') {
             Some((repo, tag)) if !tag.contains('/') => repo,
             _ => reference,
         },
-    };
-    format!("{repo}@{digest}")
+    }
+}
+
+/// `repo@digest` for a reference given as `repo:tag` or `repo@digest`.
+pub fn repo_at(reference: &str, digest: &str) -> String {
+    format!("{}@{digest}", repo_of(reference))
 }
