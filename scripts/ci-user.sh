@@ -36,7 +36,8 @@ cleanup() {
   pkill -KILL -u "$user" 2>/dev/null || true
   userdel -r "$user" 2>/dev/null || log "userdel -r $user failed"
   rm -f "$sudoers"
-  [[ -z "$installed_sudo" ]] || DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq sudo >/dev/null
+  # Debian's sudo refuses its own removal unless told (it guards machines without a root password).
+  [[ -z "$installed_sudo" ]] || SUDO_FORCE_REMOVE=yes DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq sudo >/dev/null
 }
 trap cleanup EXIT
 if ! command -v sudo >/dev/null; then
@@ -62,7 +63,8 @@ log "rustup for $user: minimal profile, stable as default (as on GitHub's runner
 install -o "$user" -m 0755 "$(command -v rustup)" "$home/rustup-init"
 as_user "$home/rustup-init" -y -q --no-modify-path --profile minimal --default-toolchain stable >&2
 rm -f "$home/rustup-init"
-as_user git -c safe.directory='*' clone -q "$here" "$home/httpserver"
+# Cloned by root and handed over: git would refuse to read root's repository as the user.
+git clone -q "$here" "$home/httpserver" && chown -R "$user:" "$home/httpserver"
 log "$user replays ci.yml's job $job in a clone of $(git -C "$here" rev-parse --short HEAD)"
 for step in "${steps[@]}"; do
   if [[ "$step" == "# "* ]]; then log "skipping ${step#\# } (a set-up step)"; continue; fi
