@@ -33,7 +33,7 @@ TRIPLE_arm64 := aarch64-unknown-linux-musl
 ARCHES := amd64 arm64
 BINS := $(foreach a,$(ARCHES),bin/$(a)/httpserver)
 
-.PHONY: help root deps build run test unit static-test fmt-check clippy lint k8s-check release image-dev tag-guard push \
+.PHONY: help root deps build run test unit static-test fmt-check clippy lint k8s-check release image-dev tag-guard push pprof \
 	release-build symbols sign verify engine engine-stop engine-purge e2e attack bench clean
 
 help: ## List the targets (with this invocation's values)
@@ -92,7 +92,7 @@ test: deps fmt-check clippy unit static-test ## Everything: fmt, clippy, unit + 
 # environment, which scripts/install-host-deps.sh creates.
 TOOLS := $(CURDIR)/target/tools-venv/bin
 
-lint: ## zizmor, actionlint, hadolint, shellcheck, bake --print of every target and group, the workflows replayed offline, k8s-check
+lint: ## zizmor, actionlint, hadolint, shellcheck, bake --print of every target and group, the workflows replayed offline, the macOS and Windows builds, k8s-check
 	@bash scripts/install-host-deps.sh lint
 	$(TOOLS)/zizmor --offline --persona=auditor --quiet .github/workflows
 	$(TOOLS)/actionlint
@@ -104,6 +104,10 @@ lint: ## zizmor, actionlint, hadolint, shellcheck, bake --print of every target 
 	    docker buildx bake --progress=quiet --print "$$t" >/dev/null || exit 1; echo "bake --print $$t: ok"; \
 	  done; \
 	  TOOLS_BIN=$(TOOLS) $(CARGO) test --locked --test workflows -- --include-ignored
+	@# A Mac or Windows contributor's build compiles (there /debug/pprof answers 501: the
+	@# profiler crate is Linux only).
+	for t in aarch64-apple-darwin x86_64-pc-windows-msvc; do \
+	  RUSTFLAGS="-D warnings" $(CARGO) check --locked --workspace --target $$t || exit 1; done
 	@$(MAKE) --no-print-directory k8s-check
 
 k8s-check: ## deploy/ rendered by kubectl kustomize: Kubernetes 1.37 schemas, restricted pod security, probes, drain arithmetic
@@ -115,11 +119,16 @@ k8s-check: ## deploy/ rendered by kubectl kustomize: Kubernetes 1.37 schemas, re
 METADATA_FILE ?= $(CURDIR)/target/bake-metadata.json
 METADATA = python3 scripts/bake-metadata.py $(METADATA_FILE)
 
+# Before building: whether this Docker can (two platforms at once need a builder that can).
+preflight = @bash scripts/image-preflight.sh $@
+
 release: ## Bake group default into the engine: $(IMAGE):$(TAG) (scratch) and $(IMAGE):$(TAG)-distroless, host platform
+	$(preflight) "$(LOCAL_PLATFORMS)" load
 	@mkdir -p $(dir $(METADATA_FILE))
 	$(BAKE) $(BAKE_FLAGS) --metadata-file=$(METADATA_FILE) default
 
 image-dev: ## The fast loop: $(IMAGE):dev (scratch, host platform) from profile dev-image (no fat LTO, incremental); not for release
+	$(preflight) "$(LOCAL_PLATFORMS)" load
 	$(BAKE) $(BAKE_FLAGS) image-dev
 
 # rewrite-timestamp (layer file times clamped to SOURCE_DATE_EPOCH) works with a
@@ -148,6 +157,7 @@ tag-guard: ## Refuse a RELEASE_TAG that is not v + Cargo.toml's version (make pu
 # Each image index's digest names its debug symbols (tag sha256-HEX.debug, the way cosign
 # names its sha256-HEX.sig), so `make symbols` finds them from any reference to the image.
 push: tag-guard ## Bake group release (every variant + debug symbols, linux/amd64 + linux/arm64, SBOM + provenance) and push to $(REGISTRY) (or metadata-action's tags)
+	$(preflight) "$(RELEASE_PLATFORMS)" $(if $(DOCKER_METADATA_OUTPUT_TAGS),,registry)
 	@mkdir -p $(dir $(METADATA_FILE))
 	$(BAKE_RELEASE) --push
 	@$(METADATA) images symbols | while read -r repo image debug; do \
@@ -156,8 +166,16 @@ push: tag-guard ## Bake group release (every variant + debug symbols, linux/amd6
 	done
 
 release-build: ## Bake group release as make push does, without pushing: the release build checked (ci.yml fills the GitHub Actions cache so)
+	$(preflight) "$(RELEASE_PLATFORMS)"
 	@mkdir -p $(dir $(METADATA_FILE))
 	$(BAKE_RELEASE)
+
+# Google's pprof, for file:line of this native binary (with PPROF_BINARY_PATH): built from the
+# sources Go vendors for `go tool pprof`, which symbolizes only Go binaries.
+PPROF ?= bin/pprof
+pprof: ## Build Google's pprof into PPROF (bin/pprof) from Go's vendored sources: the README's file:line recipe
+	@bash scripts/install-host-deps.sh pprof
+	@bash scripts/build-pprof.sh $(PPROF)
 
 # Where `make symbols` puts them: SYMBOLS/BUILD_ID/httpserver{,.debug}, for PPROF_BINARY_PATH.
 SYMBOLS ?= symbols
@@ -168,6 +186,7 @@ need-metadata = @test -s "$(METADATA_FILE)" || { echo "make $@: $(METADATA_FILE)
 
 symbols: ## Fetch a published image's debug symbols into SYMBOLS (default symbols/), for PPROF_BINARY_PATH: make symbols REF=repo:tag|repo@digest
 	$(need-ref)
+	$(preflight) "$(RELEASE_PLATFORMS)"
 	@ref='$(REF)'; repo="$${ref%@*}"; [[ "$${repo##*/}" == *:* ]] && repo="$${repo%:*}"; \
 	  digest=$$(docker buildx imagetools inspect --raw "$$ref" | sha256sum | cut -d' ' -f1); \
 	  debug=$$(docker buildx imagetools inspect --raw "$$repo:sha256-$$digest.debug" | sha256sum | cut -d' ' -f1); \

@@ -37,7 +37,10 @@ cleanup() {
   userdel -r "$user" 2>/dev/null || log "userdel -r $user failed"
   rm -f "$sudoers"
   # Debian's sudo refuses its own removal unless told (it guards machines without a root password).
-  [[ -z "$installed_sudo" ]] || SUDO_FORCE_REMOVE=yes DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq sudo >/dev/null
+  if [[ -n "$installed_sudo" ]]; then
+    SUDO_FORCE_REMOVE=yes DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq sudo >/dev/null
+    rm -rf /run/sudo # its timestamps
+  fi
 }
 trap cleanup EXIT
 if ! command -v sudo >/dev/null; then
@@ -51,7 +54,8 @@ echo "$user ALL=(ALL) NOPASSWD:ALL" >"$sudoers" && chmod 0440 "$sudoers"
 # As the user, with its own environment: the runner's (HOME, PATH with ~/.cargo/bin, CI=true),
 # plus this machine's CA settings (its registries' TLS passes a proxy only that CA vouches for).
 as_user() {
-  local env=(HOME="$home" USER="$user" LOGNAME="$user" PATH="$home/.cargo/bin:/usr/local/bin:/usr/bin:/bin"
+  local env=(HOME="$home" USER="$user" LOGNAME="$user"
+    PATH="$home/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     CI=true CARGO_TERM_COLOR=never LANG=C.UTF-8)
   local v
   for v in SSL_CERT_FILE SSL_CERT_DIR CURL_CA_BUNDLE GIT_SSL_CAINFO PIP_CERT REQUESTS_CA_BUNDLE NODE_EXTRA_CA_CERTS; do

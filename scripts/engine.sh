@@ -25,6 +25,7 @@ STATE=${ENGINE_STATE:-$default_state}
 RUN=$STATE/run
 ROOT=$STATE/root
 EXEC_ROOT=/run/httpserver-engine
+RUN_PATHS=(/run/docker /run/containerd /run/runc /run/docker.pid)
 REGISTRY_PORT=${ENGINE_REGISTRY_PORT:-5000}
 
 log() { printf '[engine %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
@@ -124,9 +125,9 @@ start_private_engine() {
   in_engine_ns ip link set lo up
   start slirp4netns slirp4netns --configure --mtu=65520 --disable-host-loopback "$(pid_of netns)" tap0
   until_ok 10 "slirp4netns" in_engine_ns ip route get 1.1.1.1
-  mkdir -p "$STATE/docker" && printf '{"hosts": ["unix://%s"], "data-root": "%s", "exec-root": "%s", "log-level": "warn",
- "features": {"containerd-snapshotter": true}, "userland-proxy-path": "%s"}\n' \
-    "$RUN/docker.sock" "$STATE/docker" "$EXEC_ROOT" "$here/engine-port-proxy.sh" >"$RUN/daemon.json"
+  mkdir -p "$STATE/docker" && printf '{"hosts": ["unix://%s"], "data-root": "%s", "exec-root": "%s", "pidfile": "%s",
+ "log-level": "warn", "features": {"containerd-snapshotter": true}, "userland-proxy-path": "%s"}\n' \
+    "$RUN/docker.sock" "$STATE/docker" "$EXEC_ROOT" "$RUN/dockerd.pidfile" "$here/engine-port-proxy.sh" >"$RUN/daemon.json"
   log "starting a private dockerd in its own network namespace ($RUN/docker.sock)"
   start dockerd env PATH="$ROOT/usr/bin:$ROOT/usr/sbin:$PATH" ENGINE_HOST_NETNS="/proc/$(pid_of slirp4netns)/ns/net" \
     nsenter --net="/proc/$(pid_of netns)/ns/net" --mount="/proc/$(pid_of netns)/ns/mnt" \
@@ -180,6 +181,9 @@ up() {
   # The Debian packages it needs; those this installs are recorded, and engine-purge removes them.
   bash "$here/install-host-deps.sh" --record "$STATE/installed-packages" engine
   [[ -s "$RUN/host-before" ]] || host_state >"$RUN/host-before" 2>&1
+  # What dockerd, containerd and runc create under the host's /run whatever they are told
+  # (plugin and state directories): those absent now are removed by down.
+  [[ -e "$RUN/run-created" ]] || for p in "${RUN_PATHS[@]}"; do [[ -e "$p" ]] || echo "$p"; done >"$RUN/run-created"
   exec 9>"$STATE/lock"
   flock -w 600 9 || die "another engine.sh holds $STATE/lock"
   local private=1 exports=()
@@ -236,6 +240,7 @@ down() {
   else
     log "warning: the host state differs from before make engine (diff above)"
   fi
+  while read -r p; do [[ -n "$p" ]] && rm -rf "$p"; done <"$RUN/run-created" 2>/dev/null || true
   rm -rf "$RUN" "$EXEC_ROOT"
   log "stopped; state kept in $STATE ($(du -sh "$STATE" 2>/dev/null | cut -f1)): make engine-purge deletes it"
 }

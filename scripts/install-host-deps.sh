@@ -2,7 +2,7 @@
 # Installs what a fresh Debian 12 or Ubuntu 24.04 machine lacks for building and testing
 # httpserver, as root or as a user with sudo. Idempotent: every step checks first, so a warm
 # machine pays almost nothing.
-#   install-host-deps.sh [--record FILE] [build] [test] [lint] [k8s] [verify] [engine] [e2e] [attack] [bench]
+#   install-host-deps.sh [--record FILE] [build] [test] [lint] [k8s] [verify] [pprof] [engine] [e2e] [attack] [bench]
 # (default: build test). --record FILE appends the Debian packages this run installed (and the
 # packages they pulled in) to FILE, so they can be removed again: `make engine` records its own
 # (`make engine-purge` removes them).
@@ -17,8 +17,13 @@ SUDO=()
 [[ "$(id -u)" == 0 ]] || SUDO=(sudo)
 
 apt_pkgs=()
-# need CMD=PKG...: PKG unless CMD is on PATH; need_pkg PKG...: PKG unless installed.
-need() { for cmd_pkg in "$@"; do command -v "${cmd_pkg%%=*}" >/dev/null 2>&1 || apt_pkgs+=("${cmd_pkg#*=}"); done; }
+# need CMD=PKG...: PKG unless CMD is on PATH (or in sbin, which a user's PATH may lack);
+# need_pkg PKG...: PKG unless installed.
+need() {
+  for cmd_pkg in "$@"; do
+    PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin command -v "${cmd_pkg%%=*}" >/dev/null 2>&1 || apt_pkgs+=("${cmd_pkg#*=}")
+  done
+}
 need_pkg() { for pkg in "$@"; do dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || apt_pkgs+=("$pkg"); done; }
 # Build scripts and proc-macros link for the host with its C linker (cc); split-debug.sh reads
 # build ids with readelf.
@@ -36,8 +41,10 @@ has verify || has e2e && need skopeo=skopeo
 # (debootstrap), registry reads, QEMU for arm64 containers.
 has engine || has e2e && need slirp4netns=slirp4netns socat=socat iptables=iptables debootstrap=debootstrap \
   skopeo=skopeo qemu-aarch64-static=qemu-user-static update-binfmts=binfmt-support curl=curl
-# llvm-symbolizer, with which pprof reads both architectures' debug files in the image checks.
-has e2e && need llvm-symbolizer=llvm
+# make pprof builds Google's pprof with Go. It symbolizes with binutils' addr2line (the host's
+# architecture) or llvm-symbolizer (both): the image checks read arm64 debug files with it.
+has pprof && need go=golang-go addr2line=binutils
+has e2e && need go=golang-go llvm-symbolizer=llvm
 has attack && need slowhttptest=slowhttptest h2load=nghttp2-client
 has bench && need wrk=wrk go=golang-go taskset=util-linux h2load=nghttp2-client nginx=nginx-light valgrind=valgrind musl-gcc=musl-tools
 has bench && [[ ! -d /usr/share/gocode/src/github.com/golang/glog ]] && apt_pkgs+=(golang-glog-dev)
@@ -51,7 +58,7 @@ if ((${#apt_pkgs[@]})); then
   [[ -z "$record" ]] || comm -13 <(echo "$before") <(dpkg-query -W -f='${Package}\n' | sort) >>"$record"
 fi
 
-if has build || has test; then
+if has build || has test || has lint; then
   # The toolchain rust-toolchain.toml names (docker-bake.hcl's RUST_VERSION), with its
   # components and targets, as a minimal profile: rustup would install the same on first use;
   # installing it here first keeps that download out of the first cargo command's output.
@@ -65,6 +72,10 @@ if has build || has test; then
   for t in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do grep -qx "$t" <<<"$installed" || rustup target add "$t"; done
   # llvm-tools: llvm-objcopy splits the debug info out of both architectures' binaries.
   for c in clippy rustfmt llvm-tools; do rustup component list --installed | grep -q "^$c" || rustup component add "$c"; done
+  # make lint checks that a Mac or Windows contributor's build compiles (the std of those targets).
+  if has lint; then
+    for t in aarch64-apple-darwin x86_64-pc-windows-msvc; do grep -qx "$t" <<<"$installed" || rustup target add "$t"; done
+  fi
   # cargo-auditable embeds the dependency list in the binaries, the same version as the images.
   auditable=$(bash "$here/bake-var.sh" CARGO_AUDITABLE_VERSION)
   cargo install --list | grep -qxF "cargo-auditable v$auditable:" \

@@ -81,7 +81,7 @@ pub struct Settings {
 
     /// Heap profile sampling: on average one sampled allocation per this many bytes allocated,
     /// like Go's runtime.MemProfileRate (0 turns heap profiling off).
-    #[arg(long, value_name = "BYTES", default_value_t = profiler::heap::DEFAULT_RATE as u64, global = true,
+    #[arg(long, value_name = "BYTES", default_value_t = profiler::DEFAULT_HEAP_RATE as u64, global = true,
           value_parser = clap::value_parser!(u64).range(0..=1024 * 1024 * 1024))]
     pub heap_sample_rate: u64,
 

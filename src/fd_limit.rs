@@ -14,7 +14,18 @@ pub struct OpenFiles {
     pub hard: u64,
 }
 
+/// Where there is no such limit (Windows): nothing to raise, nothing to fit under.
+#[cfg(not(unix))]
+pub fn raise() -> Result<OpenFiles, crate::Error> {
+    Ok(OpenFiles {
+        was: u64::MAX,
+        soft: u64::MAX,
+        hard: u64::MAX,
+    })
+}
+
 /// Raises the soft open-files limit as far as the hard limit (and the kernel's `nr_open`) allow.
+#[cfg(unix)]
 pub fn raise() -> Result<OpenFiles, crate::Error> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
@@ -46,6 +57,7 @@ pub fn raise() -> Result<OpenFiles, crate::Error> {
 }
 
 /// The kernel's ceiling for any process's limit (an "unlimited" hard limit cannot be set).
+#[cfg(unix)]
 fn nr_open() -> u64 {
     std::fs::read_to_string("/proc/sys/fs/nr_open")
         .ok()

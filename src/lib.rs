@@ -9,7 +9,10 @@
 //! sequence), `tasks` (the registry /debug/pprof/goroutine reads), `fd_limit` (open files), `telemetry` (logs, traces).
 
 // What the binary and the tests use is `pub`; the rest is the crate's own, so the compiler
-// finds what nothing uses.
+// finds what nothing uses. On macOS and Windows the /debug/pprof endpoints answer 501 (the
+// profiler crate is Linux only), so the helpers only they use are unused there.
+#![cfg_attr(not(target_os = "linux"), allow(dead_code))]
+
 mod accept;
 pub mod config;
 mod connection;
@@ -32,7 +35,7 @@ pub use server::{Config, Listeners, run};
 pub use shutdown::{Outcome, Signals, StopRequests};
 
 /// In this crate's own unit tests, the heap sampler is the global allocator (as in the binary).
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux"))]
 #[global_allocator]
 static ALLOC: profiler::heap::Sampling<std::alloc::System> =
     profiler::heap::Sampling(std::alloc::System);

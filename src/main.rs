@@ -9,17 +9,18 @@ use clap::error::ErrorKind;
 
 use httpserver::config::{self, Cli, Command, DebugPlacement, Settings};
 use httpserver::{Config, Error, Listeners, Signals, fd_limit, healthcheck, listener, telemetry};
+#[cfg(target_os = "linux")]
 use profiler::heap::Sampling;
 
 /// The system allocator (musl's, in the images) with Go-style heap sampling (see
 /// the profiler crate's heap module).
-#[cfg(not(feature = "mimalloc"))]
+#[cfg(all(target_os = "linux", not(feature = "mimalloc")))]
 #[global_allocator]
 static ALLOC: Sampling<std::alloc::System> = Sampling(std::alloc::System);
 
 /// mimalloc instead, for `make bench`'s allocator A/B only: it compiles C, which the images'
 /// cross builds do without.
-#[cfg(feature = "mimalloc")]
+#[cfg(all(target_os = "linux", feature = "mimalloc"))]
 #[global_allocator]
 static ALLOC: Sampling<mimalloc::MiMalloc> = Sampling(mimalloc::MiMalloc);
 
@@ -49,6 +50,7 @@ fn main() -> ExitCode {
 
 fn serve(settings: Settings) -> Result<ExitCode, Error> {
     let trace_recorder = telemetry::init(settings.verbosity, settings.log_format)?;
+    #[cfg(target_os = "linux")]
     profiler::heap::set_rate(settings.heap_sample_rate as usize);
     // Bind before starting the runtime so a bad address fails fast with the setting's name.
     let listeners = Listeners {

@@ -5,6 +5,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+#[cfg(unix)]
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 
@@ -20,11 +21,36 @@ pub type StopRequests = mpsc::UnboundedReceiver<&'static str>;
 
 /// SIGTERM and SIGINT handlers. Installed before serving: as PID 1 an unhandled SIGTERM is
 /// ignored by the kernel, and elsewhere it would kill the process without draining.
+#[cfg(unix)]
 pub struct Signals {
     term: Signal,
     int: Signal,
 }
 
+/// Windows has no SIGTERM: Ctrl-C (and Ctrl-Break) stop the service there.
+#[cfg(windows)]
+pub struct Signals;
+
+#[cfg(windows)]
+impl Signals {
+    pub fn install() -> Result<Self, crate::Error> {
+        Ok(Self)
+    }
+
+    pub fn forward(self) -> StopRequests {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while tokio::signal::ctrl_c().await.is_ok() {
+                if tx.send("Ctrl-C").is_err() {
+                    break;
+                }
+            }
+        });
+        rx
+    }
+}
+
+#[cfg(unix)]
 impl Signals {
     pub fn install() -> Result<Self, crate::Error> {
         let watch = |kind: SignalKind, name: &'static str| {

@@ -475,14 +475,28 @@ fn the_tag_guard_stops_a_release_whose_tag_is_not_the_cargo_version() {
     assert!(!reached, "make push went on to bake with the wrong tag");
     assert!(
         stderr.contains(&format!("is not v{version}")),
-        "the refusal names the version: {stderr}"
+        "the refusal is the tag guard's, naming the version: {stderr}"
     );
-    let (reached, _) = push_reaches_bake(&format!("v{version}"));
-    assert!(reached, "with the right tag make push goes on to bake");
-    let (reached, _) = push_reaches_bake("");
+    let guard = |tag: &str| {
+        Command::new("make")
+            .current_dir(ROOT)
+            .args(["-s", "--no-print-directory", "tag-guard"])
+            .env("RELEASE_TAG", tag)
+            .status()
+            .unwrap()
+            .success()
+    };
     assert!(
-        reached,
-        "outside a release (no tag) make push goes on to bake"
+        guard(&format!("v{version}")),
+        "v + Cargo.toml's version passes"
+    );
+    assert!(guard(""), "outside a release (no tag) nothing is checked");
+    assert!(!guard(&version), "the tag has its v");
+    assert!(
+        read("Makefile")
+            .lines()
+            .any(|l| l.starts_with("push: tag-guard ")),
+        "make push runs the tag guard before anything else"
     );
 }
 

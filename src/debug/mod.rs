@@ -6,15 +6,25 @@
 //! Helpers here return `Result<T, Response>`: the error is the HTTP answer itself, built once
 //! per request, so its size does not matter.
 #![allow(clippy::result_large_err)]
+// The endpoints need the profiler crate, which is Linux only (the images, and the hosts the
+// tests run on); elsewhere every /debug/pprof path answers 501 with the reason.
+#![cfg_attr(not(target_os = "linux"), allow(unused_imports))]
 
+#[cfg(target_os = "linux")]
 mod contention;
+#[cfg(target_os = "linux")]
 mod cpu;
+#[cfg(target_os = "linux")]
 mod goroutine;
+#[cfg(target_os = "linux")]
 mod heap;
+#[cfg(target_os = "linux")]
 mod index;
 mod params;
+#[cfg(target_os = "linux")]
 mod process;
 mod slots;
+#[cfg(target_os = "linux")]
 mod symbol;
 mod trace;
 pub mod trace_recorder;
@@ -53,7 +63,18 @@ impl Debug {
         }
     }
 
+    /// Where the profilers do not build (macOS, Windows), every debug path says so.
+    #[cfg(not(target_os = "linux"))]
+    pub async fn handle(&self, _req: Request<RequestBody>) -> Response<Body> {
+        responses::error(
+            StatusCode::NOT_IMPLEMENTED,
+            "/debug/pprof needs Linux (the profilers read /proc and SIGPROF's machine context); \
+             run the service in its image or on a Linux host",
+        )
+    }
+
     /// Routes a request whose path is `/debug/pprof` or starts with `/debug/pprof/`.
+    #[cfg(target_os = "linux")]
     pub async fn handle(&self, req: Request<RequestBody>) -> Response<Body> {
         let name = req
             .uri()

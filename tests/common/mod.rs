@@ -4,6 +4,8 @@
 
 pub mod h2_raw;
 pub mod manifests;
+#[allow(dead_code)]
+pub mod relabel;
 pub mod scrapers;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -388,35 +390,21 @@ pub fn go_pprof(body: &[u8], name: &str, args: &[&str], env: &[(&str, &str)]) ->
 pub fn google_pprof(body: &[u8], name: &str, args: &[&str], env: &[(&str, &str)]) -> String {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     let bin = BUILT.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("google-pprof");
-        let bin = dir.join("pprof");
+        // `make pprof`, as a user builds it for the README's file:line recipe.
+        let bin = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("google-pprof/pprof");
         if bin.exists() {
             return bin;
         }
-        let goroot = Command::new("go").args(["env", "GOROOT"]).output().expect("go env");
-        let vendor = PathBuf::from(String::from_utf8_lossy(&goroot.stdout).trim())
-            .join("src/cmd/vendor/github.com");
-        let src = dir.join("src");
-        std::fs::create_dir_all(src.join("github.com")).unwrap();
-        std::fs::create_dir_all(src.join("pprofmain")).unwrap();
-        for pkg in ["google", "ianlancetaylor"] {
-            let _ = std::os::unix::fs::symlink(vendor.join(pkg), src.join("github.com").join(pkg));
-        }
-        std::fs::write(
-            src.join("pprofmain/main.go"),
-            "package main\n\nimport \"github.com/google/pprof/driver\"\n\nfunc main() {\n\tif err := driver.PProf(&driver.Options{}); err != nil {\n\t\tpanic(err)\n\t}\n}\n",
-        )
-        .unwrap();
-        let status = Command::new("go")
-            .args(["build", "-o"])
-            .arg(&bin)
-            .arg("pprofmain")
-            .current_dir(&dir)
-            .env("GOPATH", &dir)
-            .env("GO111MODULE", "off")
+        let status = Command::new("make")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["-s", "--no-print-directory", "pprof"])
+            .arg(format!("PPROF={}", bin.display()))
             .status()
-            .expect("go build");
-        assert!(status.success(), "building Google's pprof from GOROOT's vendored sources");
+            .expect("make pprof");
+        assert!(
+            status.success(),
+            "make pprof: Google's pprof from Go's vendored sources"
+        );
         bin
     });
     run_pprof(&mut Command::new(bin), body, name, args, env)

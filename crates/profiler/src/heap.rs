@@ -17,7 +17,7 @@ use crate::reentry::{inside, unsampled};
 use crate::unwind::{self, Stack};
 
 /// Go's default: one sample per 512 KiB allocated on average.
-pub const DEFAULT_RATE: usize = 512 * 1024;
+pub const DEFAULT_RATE: usize = crate::DEFAULT_HEAP_RATE;
 /// Distinct allocation stacks kept; beyond it, samples count under one "(other)" stack.
 const MAX_STACKS: usize = 16 * 1024;
 

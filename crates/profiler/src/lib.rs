@@ -17,19 +17,39 @@
 //! symbols), `unwind` (stack walks, safe in a signal handler), `stacks` (the signal-safe
 //! table a CPU window fills), `reentry` (the flag that keeps the profiler's own allocations
 //! unsampled). Every `unsafe` of the service lives in this crate, each with its SAFETY note.
+//!
+//! Linux only: it reads /proc/self and the machine context SIGPROF delivers. Elsewhere (a
+//! contributor's Mac or Windows machine; the images are always Linux) the crate holds only
+//! [`SUPPORTED`] and [`DEFAULT_HEAP_RATE`], so a service that uses it builds there and can say
+//! why it has no profiles.
 
+/// Whether this target has the profilers.
+pub const SUPPORTED: bool = cfg!(target_os = "linux");
+
+/// Go's heap sampling rate: on average one sample per this many bytes allocated.
+pub const DEFAULT_HEAP_RATE: usize = 512 * 1024;
+
+#[cfg(target_os = "linux")]
 pub mod cpu;
+#[cfg(target_os = "linux")]
 mod error;
+#[cfg(target_os = "linux")]
 mod exe;
+#[cfg(target_os = "linux")]
 pub mod heap;
+#[cfg(target_os = "linux")]
 pub mod pprof;
+#[cfg(target_os = "linux")]
 mod reentry;
+#[cfg(target_os = "linux")]
 mod stacks;
+#[cfg(target_os = "linux")]
 mod unwind;
 
+#[cfg(target_os = "linux")]
 pub use error::Error;
 
 /// In this crate's own tests, the heap sampler is the global allocator (as in a service).
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux"))]
 #[global_allocator]
 static ALLOC: heap::Sampling<std::alloc::System> = heap::Sampling(std::alloc::System);
