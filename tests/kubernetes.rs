@@ -289,7 +289,7 @@ fn the_profilers_cluster_rules_pick_the_annotated_pods_debug_port() {
         let kept = scraped(&profiling, &[&rules]);
         assert_eq!(
             kept.iter().map(address).collect::<Vec<_>>(),
-            [want.clone()],
+            std::slice::from_ref(&want),
             "Parca job {job}: {kept:?}"
         );
         assert!(
@@ -317,7 +317,7 @@ fn the_profilers_cluster_rules_pick_the_annotated_pods_debug_port() {
         let kept = scraped(&profiling, &[pods, rules]);
         assert_eq!(
             kept.iter().map(address).collect::<Vec<_>>(),
-            [want.clone()],
+            std::slice::from_ref(&want),
             "Alloy {kind}: {kept:?}"
         );
         let t = kept.first().unwrap();
