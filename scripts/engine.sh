@@ -8,6 +8,8 @@
 #   engine.sh host-state  what must be the same before and after (the image checks compare it)
 #   engine.sh running     exit 0 while the private engine runs
 #   engine.sh preflight   exit 0 where up can run (as root), else say why
+#   engine.sh classic up|down  a second dockerd configured as a stock Docker with the classic
+#                         image store, beside the private one; up prints its DOCKER_HOST
 # up, down and purge need root (a dockerd, its namespaces and mounts, QEMU's binfmt handler);
 # tools does not (as another user its state lives in ~/.cache/httpserver-engine).
 #
@@ -219,6 +221,37 @@ up() {
   log "ready: eval \"\$(make -s engine)\" in your shell; make engine-stop stops it"
 }
 
+# A second dockerd as a stock Docker Engine before 29 (Ubuntu's docker.io, an upgraded Docker
+# Desktop) has it: the classic image store, whose `docker` driver cannot build two platforms at
+# once. In the private engine's namespaces, with no bridge or iptables of its own (it runs no
+# container); the image checks run the make verbs' preflight against it. down stops it too.
+classic() {
+  need_root
+  alive netns || die "engine.sh classic needs the private engine running (make engine)"
+  case $1 in
+    up)
+      alive classic-dockerd || {
+        mkdir -p "$STATE/classic-docker"
+        printf '{"hosts": ["unix://%s"], "data-root": "%s", "exec-root": "%s", "pidfile": "%s", "bridge": "none",
+ "iptables": false, "ip6tables": false, "log-level": "warn", "features": {"containerd-snapshotter": false}}\n' \
+          "$RUN/classic.sock" "$STATE/classic-docker" "$RUN/classic-exec" "$RUN/classic.pidfile" >"$RUN/classic.json"
+        start classic-dockerd env PATH="$ROOT/usr/bin:$ROOT/usr/sbin:$PATH" \
+          nsenter --net="/proc/$(pid_of netns)/ns/net" --mount="/proc/$(pid_of netns)/ns/mnt" \
+          "$ROOT/usr/sbin/dockerd" --config-file "$RUN/classic.json"
+        until_ok 60 "the classic-store dockerd" env DOCKER_HOST="unix://$RUN/classic.sock" docker info
+      }
+      echo "unix://$RUN/classic.sock"
+      ;;
+    down)
+      local pid
+      pid=$(pid_of classic-dockerd)
+      [[ -n "$pid" ]] && kill -TERM "$pid" 2>/dev/null && wait_up_to 30 "$pid"
+      rm -f "$RUN/classic-dockerd.pid"
+      ;;
+    *) die "usage: engine.sh classic up|down" ;;
+  esac
+}
+
 down() {
   need_root
   [[ -d "$RUN" ]] || { log "nothing to stop"; return; }
@@ -259,5 +292,6 @@ case ${1:-} in
   host-state) host_state ;;
   running) alive dockerd ;; # exit 0 while a private engine runs (make e2e then leaves it running)
   preflight) need_root ;;  # the verbs that bring an engine up say so before anything else
-  *) echo "usage: $0 up|down|purge|tools|host-state|running|preflight" >&2; exit 2 ;;
+  classic) classic "${2:-}" ;;
+  *) echo "usage: $0 up|down|purge|tools|host-state|running|preflight|classic up|down" >&2; exit 2 ;;
 esac

@@ -21,6 +21,7 @@ mod rebuild;
 mod release;
 mod report;
 mod running;
+mod stock_docker;
 mod verifiable;
 mod verify;
 
@@ -44,6 +45,7 @@ fn main() -> std::process::ExitCode {
     trials.extend(published::checks());
     trials.extend(verifiable::checks());
     trials.extend(rebuild::checks());
+    trials.extend(stock_docker::checks());
     report::reset();
     let conclusion = libtest_mimic::run(&args, trials);
     if conclusion.num_passed + conclusion.num_failed == 0 {
