@@ -223,11 +223,12 @@ up() {
 
 # A second dockerd as a stock Docker Engine before 29 (Ubuntu's docker.io, an upgraded Docker
 # Desktop) has it: the classic image store, whose `docker` driver cannot build two platforms at
-# once. In the private engine's namespaces, with no bridge or iptables of its own (it runs no
-# container); the image checks run the make verbs' preflight against it. down stops it too.
+# once. In network and mount namespaces of its own (a dockerd without a bridge removes the
+# docker0 of the namespace it runs in), offline: it builds and runs nothing; the image checks
+# run the make verbs' preflight against it. down stops it too.
 classic() {
   need_root
-  alive netns || die "engine.sh classic needs the private engine running (make engine)"
+  [[ -d "$RUN" ]] || die "engine.sh classic runs beside an engine: make engine first"
   case $1 in
     up)
       alive classic-dockerd || {
@@ -236,8 +237,7 @@ classic() {
  "iptables": false, "ip6tables": false, "log-level": "warn", "features": {"containerd-snapshotter": false}}\n' \
           "$RUN/classic.sock" "$STATE/classic-docker" "$RUN/classic-exec" "$RUN/classic.pidfile" >"$RUN/classic.json"
         start classic-dockerd env PATH="$ROOT/usr/bin:$ROOT/usr/sbin:$PATH" \
-          nsenter --net="/proc/$(pid_of netns)/ns/net" --mount="/proc/$(pid_of netns)/ns/mnt" \
-          "$ROOT/usr/sbin/dockerd" --config-file "$RUN/classic.json"
+          unshare --net --mount --propagation slave "$ROOT/usr/sbin/dockerd" --config-file "$RUN/classic.json"
         until_ok 60 "the classic-store dockerd" env DOCKER_HOST="unix://$RUN/classic.sock" docker info
       }
       echo "unix://$RUN/classic.sock"
