@@ -47,14 +47,14 @@ export ROOT := $(CURDIR)
 root: ## Print the project root (ROOT), as the original's root target set it
 	@echo "ROOT=$(ROOT)"
 
-deps: ## Install what this machine lacks for build and test (the toolchain docker-bake.hcl names, musl targets, rustup components, cargo-auditable; apt: qemu-user, binfmt-support, bubblewrap, Go, pprof's profile.proto)
+deps: ## Install what this machine lacks for build and test (rust-toolchain.toml's toolchain, components and musl targets, cargo-auditable; apt: gcc, libc6-dev, binutils, qemu-user-static, binfmt-support, bubblewrap, Go, pprof's profile.proto)
 	bash scripts/install-host-deps.sh build test
 
 build: deps ## Static musl binaries: bin/amd64/httpserver and bin/arm64/httpserver
 	@$(MAKE) --no-print-directory $(BINS)
 	@ls -l $(BINS) $(BINS:=.debug)
 
-# Cargo decides what is stale; make always asks it. The DWARF line tables go to
+# Cargo decides what is stale, so this rule always runs it. The DWARF line tables go to
 # bin/ARCH/httpserver.debug (and by build id, where pprof and gdb look: scripts/split-debug.sh,
 # which the Dockerfile runs too); the binary keeps its symbol table and a debuglink to that file.
 bin/%/httpserver: FORCE
@@ -96,7 +96,7 @@ lint: ## zizmor, actionlint, hadolint, shellcheck, bake --print of every target 
 	@bash scripts/install-host-deps.sh lint
 	$(TOOLS)/zizmor --offline --persona=auditor --quiet .github/workflows
 	$(TOOLS)/actionlint
-	$(TOOLS)/hadolint Dockerfile Containerfile.distroless scripts/standins/*/Dockerfile
+	$(TOOLS)/hadolint Dockerfile Containerfile.distroless tests/c-deps/Containerfile scripts/standins/*/Dockerfile
 	shellcheck -x $$(git ls-files -co --exclude-standard '*.sh') .ci/run
 	@# bake needs only the buildx client: without one, the engine's unpacked plugin.
 	@eval "$$(docker buildx version >/dev/null 2>&1 || bash scripts/engine.sh tools)"; \

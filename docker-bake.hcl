@@ -18,6 +18,18 @@ variable "LICENSES" { default = "MIT" }
 variable "RUST_VERSION" { default = "1.95.0" }
 variable "CARGO_CHEF_VERSION" { default = "0.1.78" }
 variable "CARGO_AUDITABLE_VERSION" { default = "0.7.7" }
+// The builder's C toolchain, Debian bookworm packages (the base images' suite): the musl GCC
+// wrappers for both targets, the aarch64 cross GCC under them, cmake and make for cmake crates.
+variable "MUSL_VERSION" { default = "1.2.3-1" }
+variable "CROSS_GCC_VERSION" { default = "4:12.2.0-3" }
+variable "CMAKE_VERSION" { default = "3.25.1-1" }
+variable "MAKE_VERSION" { default = "4.3-4.1" }
+// What the Dockerfile's builder compiles: this service by default; any package and binary of
+// the build context's workspace (tests/c-deps/docker-bake.hcl builds another through the same
+// stages), with cargo features (FEATURES=mimalloc: mimalloc as the allocator).
+variable "PACKAGE" { default = "httpserver" }
+variable "BINARY" { default = "httpserver" }
+variable "FEATURES" { default = "" }
 // Base images (null: the Dockerfile's own default, rust:RUST_VERSION-slim-bookworm and
 // distroless static); the e2e harness points them at local stand-ins where the public ones
 // are unreachable.
@@ -141,17 +153,37 @@ function "cache_to" {
 // the project's wins; the rest (its url, any label a workflow adds) passes through.
 target "docker-metadata-action" {}
 
+// The build context is the service's workspace; `pipeline` is this repository, whose cargo
+// settings and scripts the Dockerfile applies to whatever it builds.
 target "_common" {
-  context = "."
+  context  = "."
+  contexts = { pipeline = "." }
   args = {
     RUST_VERSION            = RUST_VERSION
     RUST_IMAGE              = RUST_IMAGE
     CARGO_CHEF_VERSION      = CARGO_CHEF_VERSION
     CARGO_AUDITABLE_VERSION = CARGO_AUDITABLE_VERSION
+    MUSL_VERSION            = MUSL_VERSION
+    CROSS_GCC_VERSION       = CROSS_GCC_VERSION
+    CMAKE_VERSION           = CMAKE_VERSION
+    MAKE_VERSION            = MAKE_VERSION
+    PACKAGE                 = PACKAGE
+    BINARY                  = BINARY
+    FEATURES                = FEATURES
     DISTROLESS_IMAGE        = DISTROLESS_IMAGE
     SOURCE_DATE_EPOCH       = SOURCE_DATE_EPOCH
   }
   no-cache-filter = csv(NO_CACHE_FILTER)
+}
+
+// The attestations of an image that runs: SLSA provenance (mode=max) and the SPDX SBOM.
+function "attestations" {
+  params = []
+  result = concat(
+    // Off means off: with no provenance entry buildx still adds its min-mode provenance.
+    PROVENANCE ? ["type=provenance,mode=max"] : ["type=provenance,disabled=true"],
+    SBOM ? [SBOM_GENERATOR == "" ? "type=sbom" : "type=sbom,generator=${SBOM_GENERATOR}"] : [],
+  )
 }
 
 target "_release" {
@@ -187,12 +219,8 @@ target "release-variants" {
   labels      = labels(v.description)
   annotations = annotations(v.description)
   output      = pushed_output()
-  attest = concat(
-    // Off means off: with no provenance entry buildx still adds its min-mode provenance.
-    PROVENANCE ? ["type=provenance,mode=max"] : ["type=provenance,disabled=true"],
-    SBOM ? [SBOM_GENERATOR == "" ? "type=sbom" : "type=sbom,generator=${SBOM_GENERATOR}"] : [],
-  )
-  cache-from = cache_from(v.name)
+  attest      = attestations()
+  cache-from  = cache_from(v.name)
   cache-to   = cache_to(v.name)
 }
 

@@ -24,6 +24,7 @@ import urllib.request
 
 import callgrind
 import image_rebuild
+import allocator
 import lto
 
 SERVER_CPU, LOAD_CPU = "0", "1"
@@ -206,13 +207,14 @@ def startup_probe(server, runs):
 LAT_RE = re.compile(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
 
 
-def wrk(server, conns, seconds):
-    """One pinned wrk run; returns (req/s, p50 ms, p99 ms, requests, (user s, system s))."""
+def wrk(server, conns, seconds, pin=True):
+    """One wrk run, pinned to the load CPU unless told otherwise; returns (req/s, p50 ms,
+    p99 ms, requests, (user s, system s))."""
     wait_idle()
     u0, s0 = proc_cpu_seconds(server.pid)
     out = subprocess.run(
-        ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency",
-         server.url()],
+        (["taskset", "-c", LOAD_CPU] if pin else []) +
+        ["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency", server.url()],
         capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
     u1, s1 = proc_cpu_seconds(server.pid)
     cpu = (u1 - u0, s1 - s0)
@@ -536,6 +538,7 @@ def main():
     ap.add_argument("--profile-pairs", type=int, default=3)
     ap.add_argument("--captures", type=int, default=100)
     ap.add_argument("--lto-runs", type=int, default=2, help="0 skips the LTO study")
+    ap.add_argument("--allocator-runs", type=int, default=3, help="0 skips the allocator study")
     ap.add_argument("--image-sizes", default="")
     ap.add_argument("--rebuilds", action="store_true",
                     help="time warm image rebuilds (needs an engine: bench/run.sh brings one up)")
@@ -560,6 +563,17 @@ def main():
                             args.lto_runs, args.seconds)
         lto_section = lto_doc(lto.table(results), args)
         print(lto.table(results))
+    allocator_section = ""
+    if args.allocator_runs:
+        allocators = allocator.table(allocator.study(sys.modules[__name__], ours_bin,
+                                                     args.allocator_runs, args.seconds))
+        print(allocators)
+        allocator_section = f"""## The allocator: musl's malloc or mimalloc (this run)
+
+{allocator.__doc__.strip()} {args.allocator_runs} x {args.seconds} s per allocator and setup.
+
+{allocators}
+"""
     rebuild_section = ""
     if args.rebuilds:
         rebuilds = image_rebuild.table(image_rebuild.study(os.getcwd()))
@@ -573,7 +587,7 @@ def main():
     if args.write:
         with open(args.write, "w") as f:
             f.write(document(started, args, result, res, instr_section, costs, lto_section)
-                    + rebuild_section)
+                    + allocator_section + rebuild_section)
 
 
 def lto_doc(table_md, args):

@@ -24,10 +24,9 @@ TRIPLE = "x86_64-unknown-linux-musl"
 
 
 def _cargo(lto, cgu, features, target_dir):
-    # mimalloc is C: Debian's musl-gcc compiles it for the musl target.
+    # mimalloc is C: .cargo/config.toml names the compiler (Debian's x86_64-linux-musl-gcc).
     env = dict(os.environ, CARGO_PROFILE_RELEASE_LTO=lto,
-               CARGO_PROFILE_RELEASE_CODEGEN_UNITS=str(cgu), CARGO_TARGET_DIR=target_dir,
-               CC_x86_64_unknown_linux_musl="musl-gcc")
+               CARGO_PROFILE_RELEASE_CODEGEN_UNITS=str(cgu), CARGO_TARGET_DIR=target_dir)
     t0 = time.monotonic()
     subprocess.run(["cargo", "auditable", "build", "--release", "--locked", "--target", TRIPLE,
                     "--bin", "httpserver", "--features", features], env=env, check=True,

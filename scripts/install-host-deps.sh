@@ -28,6 +28,22 @@ need_pkg() { for pkg in "$@"; do dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null
 # Build scripts and proc-macros link for the host with its C linker (cc); split-debug.sh reads
 # build ids with readelf.
 has build && need cc=gcc readelf=binutils curl=curl && need_pkg libc6-dev
+# C for the musl targets, for dependencies that compile it (.cargo/config.toml names the
+# compilers, as in the image builder): x86_64-linux-musl-gcc from musl-dev, and cmake with make
+# for cmake crates; aarch64-linux-musl-gcc from Debian's multiarch musl-dev:arm64 over the
+# aarch64 cross GCC. Ubuntu keeps arm64 packages on another archive (ports.ubuntu.com): there
+# this says so, and only host builds of arm64 C lack it (the images build it regardless).
+add_arm64=
+if has build; then
+  need x86_64-linux-musl-gcc=musl-dev cmake=cmake make=make
+  if ! command -v aarch64-linux-musl-gcc >/dev/null 2>&1; then
+    if grep -qx 'ID=debian' /etc/os-release 2>/dev/null; then
+      add_arm64=1 && apt_pkgs+=(musl-dev:arm64 gcc-aarch64-linux-gnu)
+    else
+      echo "note: no aarch64-linux-musl-gcc: a dependency that compiles C builds for arm64 in the images (make release), not in make build here" >&2
+    fi
+  fi
+fi
 # qemu: the arm64 test binary runs under qemu-user; bwrap: the no-writable-filesystem test;
 # go: `go tool pprof`, the real client profiles are read with (and pprof's own sources).
 has test && need qemu-aarch64-static=qemu-user-static update-binfmts=binfmt-support bwrap=bubblewrap go=golang-go
@@ -46,11 +62,12 @@ has engine || has e2e && need slirp4netns=slirp4netns socat=socat iptables=iptab
 has pprof && need go=golang-go addr2line=binutils
 has e2e && need go=golang-go llvm-symbolizer=llvm
 has attack && need slowhttptest=slowhttptest h2load=nghttp2-client
-has bench && need wrk=wrk go=golang-go taskset=util-linux h2load=nghttp2-client nginx=nginx-light valgrind=valgrind musl-gcc=musl-tools
+has bench && need wrk=wrk go=golang-go taskset=util-linux h2load=nghttp2-client nginx=nginx-light valgrind=valgrind
 has bench && [[ ! -d /usr/share/gocode/src/github.com/golang/glog ]] && apt_pkgs+=(golang-glog-dev)
 if ((${#apt_pkgs[@]})); then
   echo "installing Debian packages: ${apt_pkgs[*]}"
   before=$(dpkg-query -W -f='${Package}\n' | sort)
+  [[ -z "$add_arm64" ]] || "${SUDO[@]}" dpkg --add-architecture arm64
   # Wait for another apt/dpkg (unattended upgrades, a second shell) instead of failing at once.
   "${SUDO[@]}" apt-get -o DPkg::Lock::Timeout=600 update -qq
   "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 \
@@ -82,7 +99,7 @@ if has build || has test || has lint; then
     || cargo install --locked --quiet --force cargo-auditable --version "$auditable"
 fi
 if has test; then
-  # The arm64 test binary runs under qemu-user; make sure the handler is registered.
+  # The arm64 test binary runs under qemu-user: its binfmt handler must be registered.
   if [[ "$(uname -m)" != aarch64 && ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]]; then
     [[ -e /proc/sys/fs/binfmt_misc/register ]] \
       || "${SUDO[@]}" mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || true

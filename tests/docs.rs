@@ -273,3 +273,363 @@ fn every_make_verb_the_docs_name_exists() {
         }
     }
 }
+
+/// Every tracked (or new, unignored) file of the checkout, relative to its root.
+fn tracked_files() -> Vec<String> {
+    let out = std::process::Command::new("git")
+        .args(["ls-files", "-co", "--exclude-standard"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("git ls-files");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Whether `path` (relative to the root; a trailing `/` a directory, `*` any name) names
+/// something in the checkout.
+fn exists_in(files: &[String], path: &str) -> bool {
+    let path = path.trim_start_matches("./");
+    if path.contains('*') {
+        let (head, tail) = path.split_once('*').unwrap();
+        return files
+            .iter()
+            .any(|f| f.starts_with(head) && f[head.len()..].contains(tail.trim_end_matches('/')));
+    }
+    let dir = format!("{}/", path.trim_end_matches('/'));
+    files.iter().any(|f| f == path || f.starts_with(&dir))
+}
+
+/// The top-level names of the checkout (what a relative path in a doc starts with).
+fn top_level(files: &[String]) -> BTreeSet<String> {
+    files
+        .iter()
+        .map(|f| f.split('/').next().unwrap().to_owned())
+        .collect()
+}
+
+/// Repository paths in `text`: words starting with a top-level name and a `/`, or naming a
+/// top-level file, up to a character no path has here.
+fn repo_paths(text: &str, roots: &BTreeSet<String>) -> BTreeSet<String> {
+    let word = |c: char| c.is_ascii_alphanumeric() || "._-/*".contains(c);
+    let mut out = BTreeSet::new();
+    for (i, _) in text.char_indices() {
+        if i > 0 && word(text[..i].chars().next_back().unwrap()) {
+            continue;
+        }
+        let w: String = text[i..].chars().take_while(|c| word(*c)).collect();
+        let w = w.trim_end_matches(['.', ',']);
+        let first = w.split('/').next().unwrap();
+        if !roots.contains(first) || first.is_empty() {
+            continue;
+        }
+        // A top-level file alone, or anything below a top-level directory.
+        if w.contains('/') || !w.contains('*') {
+            out.insert(w.to_owned());
+        }
+    }
+    out
+}
+
+/// The comment text of a build file, workflow, script or manifest.
+fn comments(path: &str, text: &str) -> String {
+    let marker = if path.ends_with(".hcl") || path.ends_with(".alloy") {
+        "//"
+    } else {
+        "#"
+    };
+    text.lines()
+        .filter_map(|l| l.find(marker).map(|i| &l[i + marker.len()..]))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The build files, workflows, scripts and manifests whose comments name paths and verbs.
+fn commented_files(files: &[String]) -> Vec<String> {
+    files
+        .iter()
+        .filter(|f| {
+            let name = f.rsplit('/').next().unwrap();
+            matches!(name, "Makefile" | "Dockerfile" | "run")
+                || name.starts_with("Containerfile")
+                || [".hcl", ".sh", ".toml", ".yml", ".yaml", ".alloy"]
+                    .iter()
+                    .any(|e| name.ends_with(e))
+        })
+        .filter(|f| !f.starts_with("tests/fixtures/"))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn every_path_the_docs_and_build_comments_name_exists() {
+    let files = tracked_files();
+    let roots = top_level(&files);
+    let mut missing = Vec::new();
+    for (name, text) in all_docs() {
+        let dir = std::path::Path::new(&name).parent().unwrap().to_owned();
+        // Markdown links, relative to the document.
+        for (i, _) in text.match_indices("](") {
+            let target = text[i + 2..].split(')').next().unwrap();
+            let target = target.split('#').next().unwrap();
+            if target.is_empty() || target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            let path = dir.join(target);
+            let path = path.to_string_lossy().replace("docs/../", "");
+            if !exists_in(&files, &path) {
+                missing.push(format!("{name}: link to {target}"));
+            }
+        }
+        // Paths in code spans.
+        for span in text.split('`').skip(1).step_by(2) {
+            for p in repo_paths(span, &roots) {
+                if !exists_in(&files, &p) {
+                    missing.push(format!("{name}: `{p}`"));
+                }
+            }
+        }
+    }
+    for f in commented_files(&files) {
+        let text = doc(&f);
+        for p in repo_paths(&comments(&f, &text), &roots) {
+            if !exists_in(&files, &p) {
+                missing.push(format!("{f} (a comment): {p}"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "paths that are not there:\n{}",
+        missing.join("\n")
+    );
+}
+
+#[test]
+fn every_make_verb_in_build_comments_and_workflows_exists() {
+    let makefile = doc("Makefile");
+    let files = tracked_files();
+    let mut missing = Vec::new();
+    for f in commented_files(&files) {
+        let text = doc(&f);
+        // Workflows run make in their steps; everywhere else only comments name verbs.
+        let text = if f.starts_with(".github/") {
+            text
+        } else {
+            comments(&f, &text)
+        };
+        for verb in make_verbs(&text) {
+            if !makefile.lines().any(|l| l.starts_with(&format!("{verb}:"))) {
+                missing.push(format!("{f}: make {verb}"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "make verbs that do not exist:\n{}",
+        missing.join("\n")
+    );
+}
+
+/// UPPER_CASE names at the start of `s`.
+fn name_at(s: &str) -> String {
+    s.chars()
+        .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+        .collect()
+}
+
+/// Names a text reads: `$(NAME)`, `${NAME`, `$NAME`, `var("NAME")`, `var_os("NAME")`.
+fn names_read(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for pat in ["$(", "${", "$", "var(\"", "var_os(\""] {
+        for (i, _) in text.match_indices(pat) {
+            out.insert(name_at(&text[i + pat.len()..]));
+        }
+    }
+    out.remove("");
+    out
+}
+
+/// The settings `make VERB` reads: names in its recipe and its prerequisites' recipes, in the
+/// make variables those expand (their definitions, transitively), in the scripts they run; bake's
+/// variables where it runs bake (bake reads them from the environment); the image harness's
+/// environment where it runs that; cosign's own password.
+fn settings_of(verb: &str) -> BTreeSet<String> {
+    let makefile = doc("Makefile");
+    let definition = |name: &str| -> String {
+        let mut text = String::new();
+        let mut lines = makefile.lines();
+        while let Some(l) = lines.next() {
+            let l2 = l.trim_start_matches("export ");
+            if l2.starts_with(name) && l2[name.len()..].trim_start().starts_with(['=', '?', ':']) {
+                text.push_str(l);
+                let mut cont = l.ends_with('\\');
+                while cont {
+                    let Some(next) = lines.next() else { break };
+                    text.push_str(next);
+                    cont = next.ends_with('\\');
+                }
+            }
+        }
+        text
+    };
+    let recipe = |target: &str| -> (String, Vec<String>) {
+        let mut lines = makefile
+            .lines()
+            .skip_while(|l| !l.starts_with(&format!("{target}:")));
+        let Some(head) = lines.next() else {
+            return (String::new(), vec![]);
+        };
+        let prereqs = head[target.len() + 1..]
+            .split("##")
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        let body: Vec<&str> = lines.take_while(|l| l.starts_with('\t')).collect();
+        (format!("{head}\n{}", body.join("\n")), prereqs)
+    };
+    let mut text = String::new();
+    let mut todo = vec![verb.to_owned()];
+    let mut seen = BTreeSet::new();
+    while let Some(t) = todo.pop() {
+        if !seen.insert(t.clone()) {
+            continue;
+        }
+        let (body, prereqs) = recipe(&t);
+        text.push_str(&body);
+        todo.extend(prereqs);
+    }
+    // Expand the make variables the recipe uses, to a fixed point.
+    let mut expanded = BTreeSet::new();
+    loop {
+        let fresh: Vec<String> = names_read(&text)
+            .into_iter()
+            .filter(|n| expanded.insert(n.clone()))
+            .collect();
+        if fresh.is_empty() {
+            break;
+        }
+        for n in fresh {
+            text.push_str(&definition(&n));
+        }
+    }
+    let mut known = names_read(&text);
+    known.insert("COSIGN_PASSWORD".into());
+    for script in text
+        .split_whitespace()
+        .filter(|w| w.starts_with("scripts/"))
+    {
+        if let Ok(t) = std::fs::read_to_string(format!("{}/{script}", env!("CARGO_MANIFEST_DIR"))) {
+            known.extend(names_read(&t));
+        }
+    }
+    if text.contains("$(BAKE)") {
+        for l in doc("docker-bake.hcl").lines() {
+            if let Some(rest) = l.strip_prefix("variable \"") {
+                known.insert(name_at(rest));
+            }
+        }
+    }
+    if text.contains("--test image") {
+        for e in std::fs::read_dir(format!("{}/tests/image", env!("CARGO_MANIFEST_DIR"))).unwrap() {
+            known.extend(names_read(
+                &std::fs::read_to_string(e.unwrap().path()).unwrap(),
+            ));
+        }
+    }
+    known
+}
+
+#[test]
+fn every_setting_given_to_make_is_one_that_verb_reads() {
+    let files = tracked_files();
+    let mut texts = all_docs();
+    for f in commented_files(&files) {
+        let text = doc(&f);
+        texts.push((f.clone(), comments(&f, &text)));
+    }
+    let mut unknown = Vec::new();
+    for (name, text) in texts {
+        for line in text.lines() {
+            // Each `make VERB ...` command on the line, up to where the command ends.
+            for (i, _) in line.match_indices("make ") {
+                let verb: String = line[i + 5..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')
+                    .collect();
+                if verb.len() < 2 || !make_verbs(line).contains(&verb) {
+                    continue;
+                }
+                let known = settings_of(&verb);
+                // Settings before make (VAR=... make VERB) and after it, in this command.
+                let start = line[..i]
+                    .rfind(['`', ';', '&', '|', '('])
+                    .map_or(0, |j| j + 1);
+                let end = line[i..]
+                    .find(['`', ';', '&', '|', ')', '#'])
+                    .map_or(line.len(), |j| i + j);
+                for (j, _) in line[start..end].match_indices('=') {
+                    let before = &line[start..start + j];
+                    let var = name_at(
+                        &before
+                            .chars()
+                            .rev()
+                            .take_while(|c| {
+                                c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_'
+                            })
+                            .collect::<String>()
+                            .chars()
+                            .rev()
+                            .collect::<String>(),
+                    );
+                    // Cargo's own settings (CARGO_PROFILE_RELEASE_LTO=thin) need no reader here.
+                    if var.len() > 1 && !known.contains(&var) && !var.starts_with("CARGO_") {
+                        unknown.push(format!("{name}: make {verb} does not read {var}: {line:?}"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        unknown.is_empty(),
+        "settings nothing reads:\n{}",
+        unknown.join("\n")
+    );
+}
+
+/// `(file.md, "Heading")` and `"Heading" below|above` point at headings that exist.
+#[test]
+fn section_references_point_at_headings_that_exist() {
+    let headings = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with('#'))
+            .map(|l| l.trim_start_matches('#').trim().to_owned())
+            .collect()
+    };
+    let mut broken = Vec::new();
+    for (name, text) in all_docs() {
+        let dir = std::path::Path::new(&name).parent().unwrap().to_owned();
+        for (i, _) in text
+            .match_indices("\" below")
+            .chain(text.match_indices("\" above"))
+        {
+            let title = text[..i].rsplit('"').next().unwrap();
+            if !headings(&text).iter().any(|h| h.starts_with(title)) {
+                broken.push(format!("{name}: \"{title}\" is no heading here"));
+            }
+        }
+        for (i, _) in text.match_indices(".md), \"") {
+            let file = text[..i + 3].rsplit('(').next().unwrap();
+            let title = text[i + 6..].split('"').next().unwrap();
+            let path = dir.join(file).to_string_lossy().replace("docs/../", "");
+            if !headings(&doc(&path)).iter().any(|h| h.starts_with(title)) {
+                broken.push(format!("{name}: {file} has no heading \"{title}\""));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+}

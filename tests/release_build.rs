@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{Server, get};
+use common::{Server, dynamic_needed, get};
 use object::{Object, ObjectSection};
 use profiler::pprof::Profile;
 
@@ -72,24 +72,6 @@ fn assert_static(path: &Path, machine: object::Architecture) {
         elf.section_by_name(".gnu_debuglink").is_some(),
         "{path:?} has no debuglink"
     );
-}
-
-/// DT_NEEDED entries (shared libraries the loader would have to find).
-fn dynamic_needed(elf: &object::read::elf::ElfFile64<object::Endianness>) -> Vec<u64> {
-    use object::read::elf::{Dyn, SectionHeader};
-    let endian = elf.endian();
-    let mut needed = Vec::new();
-    for section in elf.elf_section_table().iter() {
-        if let Ok(Some((entries, _))) = section.dynamic(endian, elf.data()) {
-            needed.extend(
-                entries
-                    .iter()
-                    .filter(|d| d.d_tag(endian) == object::elf::DT_NEEDED)
-                    .map(|d| d.d_val(endian)),
-            );
-        }
-    }
-    needed
 }
 
 #[test]

@@ -445,6 +445,25 @@ pub fn yaml_documents(yaml: &[u8]) -> Result<Vec<serde_json::Value>, String> {
     serde_json::from_slice(&json).map_err(|e| e.to_string())
 }
 
+/// DT_NEEDED entries of an ELF file (shared libraries the loader would have to find).
+#[allow(dead_code)]
+pub fn dynamic_needed(elf: &object::read::elf::ElfFile64<object::Endianness>) -> Vec<u64> {
+    use object::read::elf::{Dyn, SectionHeader};
+    let endian = elf.endian();
+    let mut needed = Vec::new();
+    for section in elf.elf_section_table().iter() {
+        if let Ok(Some((entries, _))) = section.dynamic(endian, elf.data()) {
+            needed.extend(
+                entries
+                    .iter()
+                    .filter(|d| d.d_tag(endian) == object::elf::DT_NEEDED)
+                    .map(|d| d.d_val(endian)),
+            );
+        }
+    }
+    needed
+}
+
 /// sha256 of `bytes` in hex (sha256sum's).
 #[allow(dead_code)]
 pub fn sha256_hex(bytes: &[u8]) -> Result<String, String> {

@@ -180,8 +180,9 @@ enum Message {
     Text(String),
 }
 
-/// rawjson prints each status as a pretty-printed JSON object whose first and last lines are
-/// a lone `{` and `}`; any other line (make's and bake's own messages) is plain text.
+/// rawjson prints each status as one JSON object: on one line (buildx 0.29), or pretty-printed
+/// with a lone `{` and `}` as its first and last lines (buildx 0.13). Any other line (make's and
+/// bake's own messages) is plain text.
 fn read_progress(stderr: std::process::ChildStderr, tx: std::sync::mpsc::Sender<Message>) {
     let mut object: Option<String> = None;
     for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -191,6 +192,12 @@ fn read_progress(stderr: std::process::ChildStderr, tx: std::sync::mpsc::Sender<
                 continue;
             }
             None if line == "{}" => continue,
+            None if line.starts_with('{') && line.ends_with('}') => {
+                match serde_json::from_str::<SolveStatus>(&line) {
+                    Ok(status) => Message::Status(status),
+                    Err(_) => Message::Text(line),
+                }
+            }
             None => Message::Text(line),
             Some(text) => {
                 text.push_str(&line);

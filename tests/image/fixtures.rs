@@ -237,7 +237,9 @@ pub fn stop_all() {
     RUNNING.lock().unwrap_or_else(|p| p.into_inner()).clear();
     docker::remove_all();
     let s = settings();
-    let n = docker::remove_images_named(&[s.image.clone(), format!("{}/{}", s.registry, s.image)]);
+    let mut names = vec![s.image.clone(), format!("{}/{}", s.registry, s.image)];
+    names.extend(crate::c_deps::repositories());
+    let n = docker::remove_images_named(&names);
     eprintln!(
         "removed {n} images named {} or {}/{}",
         s.image, s.registry, s.image

@@ -11,6 +11,7 @@
 mod common;
 
 mod bake;
+mod c_deps;
 mod debug;
 mod docker;
 mod expect;
@@ -46,6 +47,7 @@ fn main() -> std::process::ExitCode {
     trials.extend(verifiable::checks());
     trials.extend(rebuild::checks());
     trials.extend(stock_docker::checks());
+    trials.extend(c_deps::checks());
     report::reset();
     let conclusion = libtest_mimic::run(&args, trials);
     if conclusion.num_passed + conclusion.num_failed == 0 {

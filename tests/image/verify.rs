@@ -333,7 +333,8 @@ fn image_binary(manifest_ref: &str) -> Result<Vec<u8>, String> {
 /// rightly leave out of the image's SBOM.
 fn embedded_crates(manifest_ref: &str) -> Result<BTreeSet<String>, String> {
     let bin = image_binary(manifest_ref)?;
-    let info = auditable_info::audit_info_from_slice(&bin, Default::default())
+    let limit = auditable_info::Limits::default().decompressed_json_size;
+    let info = auditable_info::audit_info_from_slice(&bin, limit)
         .map_err(|e| format!("{manifest_ref}: no audit data in /httpserver: {e}"))?;
     Ok(info
         .packages

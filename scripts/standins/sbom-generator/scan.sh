@@ -1,5 +1,6 @@
 # shellcheck shell=sh
-# BuildKit's SBOM generator protocol (moby/buildkit docs/attestations/sbom-protocol.md): scan
+# BuildKit's SBOM generator protocol
+# (https://github.com/moby/buildkit/blob/master/docs/attestations/sbom-protocol.md): scan
 # $BUILDKIT_SCAN_SOURCE, and every directory in $BUILDKIT_SCAN_SOURCE_EXTRAS, with syft, and
 # write each SPDX document, wrapped in an in-toto statement, to
 # $BUILDKIT_SCAN_DESTINATION/<name>.spdx.json.
