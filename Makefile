@@ -33,7 +33,7 @@ TRIPLE_arm64 := aarch64-unknown-linux-musl
 ARCHES := amd64 arm64
 BINS := $(foreach a,$(ARCHES),bin/$(a)/httpserver)
 
-.PHONY: help root deps build run test unit static-test fmt-check clippy lint k8s-check release image-dev tag-guard push pprof \
+.PHONY: help root deps build run test unit static-test fmt-check clippy lint deny k8s-check release image-dev tag-guard push pprof \
 	release-build symbols sign verify engine engine-stop engine-purge e2e attack bench clean
 
 help: ## List the targets (with this invocation's values)
@@ -79,9 +79,12 @@ clippy: ## cargo clippy on every target, warnings as errors
 unit: ## cargo test: unit and integration tests of both crates (service, profiler) on the debug build
 	$(CARGO) test --locked --workspace
 
-static-test: build ## The release musl binaries: static, arm64 serves under qemu, profiles name our frames, deadlines hold, continuous profilers' scrapes all succeed
+static-test: build ## The release musl binaries: static, arm64 serves under qemu, profiles name our frames, deadlines hold, REDbot finds nothing a cache may store, continuous profilers' scrapes all succeed
 	HTTPSERVER_BIN=$(CURDIR)/bin/amd64/httpserver HTTPSERVER_STATIC_DIR=$(CURDIR)/bin \
 	  $(CARGO) test --locked --test release_build --test lifecycle -- --include-ignored
+	@# REDbot, the HTTP linter, on its answers: none may be stored by a cache.
+	TOOLS_BIN=$(TOOLS) HTTPSERVER_BIN=$(CURDIR)/bin/amd64/httpserver \
+	  $(CARGO) test --locked --test redbot -- --include-ignored --nocapture
 	@# Alone: its throughput and probe figures must not share the CPUs with other tests.
 	HTTPSERVER_BIN=$(CURDIR)/bin/amd64/httpserver \
 	  $(CARGO) test --locked --test scrapers -- --include-ignored --nocapture
@@ -92,7 +95,7 @@ test: deps fmt-check clippy unit static-test ## Everything: fmt, clippy, unit + 
 # environment, which scripts/install-host-deps.sh creates.
 TOOLS := $(CURDIR)/target/tools-venv/bin
 
-lint: ## zizmor, actionlint, hadolint, shellcheck, bake --print of every target and group, the workflows replayed offline, the macOS and Windows builds, k8s-check
+lint: ## zizmor, actionlint, hadolint, shellcheck, bake --print of every target and group, the workflows replayed offline, the macOS and Windows builds, cargo-deny, k8s-check
 	@bash scripts/install-host-deps.sh lint
 	$(TOOLS)/zizmor --offline --persona=auditor --quiet .github/workflows
 	$(TOOLS)/actionlint
@@ -108,7 +111,21 @@ lint: ## zizmor, actionlint, hadolint, shellcheck, bake --print of every target 
 	@# profiler crate is Linux only).
 	for t in aarch64-apple-darwin x86_64-pc-windows-msvc; do \
 	  RUSTFLAGS="-D warnings" $(CARGO) check --locked --workspace --target $$t || exit 1; done
-	@$(MAKE) --no-print-directory k8s-check
+	@$(MAKE) --no-print-directory deny k8s-check
+
+# Both workspaces: the service's and the fixture service's (tests/c-deps).
+# One policy for both workspaces: an allowance or skip that only the other one needs is no
+# finding (each entry in deny.toml names the crate it is for).
+DENY = $(CARGO) deny --locked --config deny.toml
+DENY_SHARED = -A license-not-encountered -A license-exception-not-encountered -A unmatched-skip
+deny: ## cargo-deny with deny.toml on both workspaces: licenses, sources, duplicate versions; advisories where the RustSec database is reachable
+	@bash scripts/install-host-deps.sh lint
+	$(DENY) check $(DENY_SHARED) licenses bans sources
+	$(DENY) --manifest-path tests/c-deps/Cargo.toml check $(DENY_SHARED) licenses bans sources
+	@if timeout 20 git ls-remote https://github.com/rustsec/advisory-db HEAD >/dev/null 2>&1; then \
+	  $(DENY) check advisories && \
+	  $(DENY) --manifest-path tests/c-deps/Cargo.toml check advisories; \
+	else echo "make deny: advisories skipped: the RustSec database (github.com/rustsec/advisory-db) is out of reach here; ci.yml's job checks them"; fi
 
 k8s-check: ## deploy/ rendered by kubectl kustomize: Kubernetes 1.37 schemas, restricted pod security, probes, drain arithmetic
 	@bash scripts/install-host-deps.sh k8s

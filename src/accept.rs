@@ -13,9 +13,11 @@ use tokio::sync::Semaphore;
 
 use crate::connection::{self, Shared, Timeouts};
 
+/// Over the limit, before any request is read: written as is (not stored by caches either).
 const TOO_MANY: &[u8] =
     b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n\
-content-length: 21\r\nretry-after: 1\r\nconnection: close\r\n\r\ntoo many connections\n";
+cache-control: no-store\r\ncontent-length: 21\r\nretry-after: 1\r\nconnection: close\r\n\r\n\
+too many connections\n";
 
 /// What every accept loop shares: the connection slots and hyper's settings.
 pub struct Acceptor {

@@ -1,6 +1,11 @@
 //! Response builders shared by the handlers. Each can fill a header map it is given: the routes
 //! hand in the request's own (cleared), which hyper then keeps for the connection's next
 //! request, so a response costs no allocation for its headers.
+//!
+//! Every answer says `Cache-Control: no-store`: health and readiness change from one moment to
+//! the next (a cache in front must never answer /readyz with a stored 200 while the pod
+//! drains), profiles and command lines are the process's internals, which no shared cache
+//! should keep, and errors are about one request.
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -11,7 +16,7 @@ pub type Body = Full<Bytes>;
 
 pub const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
 
-/// `body` with its content type, in `headers` (cleared first).
+/// `body` with its content type, in `headers` (cleared first); never to be stored by a cache.
 pub fn in_headers(
     mut headers: HeaderMap,
     status: StatusCode,
@@ -20,6 +25,7 @@ pub fn in_headers(
 ) -> Response<Body> {
     headers.clear();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     let mut resp = Response::new(Full::new(body.into()));
     *resp.status_mut() = status;
     *resp.headers_mut() = headers;

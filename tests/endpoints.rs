@@ -241,3 +241,90 @@ fn default_listen_address_serves_ipv4_and_ipv6() {
         assert_eq!(get(v6, "/healthz").status, 200);
     }
 }
+
+/// Every answer, over both protocols: health and readiness, each debug endpoint, and the
+/// errors (404, 405, 400, 301) say `Cache-Control: no-store`.
+const EVERY_KIND: [(&str, &str, u16); 12] = [
+    ("GET", "/healthz", 200),
+    ("HEAD", "/readyz", 200),
+    ("GET", "/debug/pprof/", 200),
+    ("GET", "/debug/pprof/heap", 200),
+    ("GET", "/debug/pprof/goroutine?debug=1", 200),
+    ("GET", "/debug/pprof/cmdline", 200),
+    ("GET", "/debug/pprof/profile?seconds=1", 200),
+    ("POST", "/debug/pprof/symbol", 200),
+    ("GET", "/nothing-here", 404),
+    ("POST", "/healthz", 405),
+    ("GET", "/debug/pprof/heap?debug=9", 400),
+    ("GET", "/debug/pprof", 301),
+];
+
+#[test]
+fn every_answer_says_no_store_over_http1() {
+    let srv = Server::start(&[]);
+    for (method, path, status) in EVERY_KIND {
+        let r = common::request(srv.addr, method, path, b"");
+        assert_eq!(r.status, status, "{method} {path}");
+        assert_eq!(
+            r.header("cache-control"),
+            Some("no-store"),
+            "{method} {path}"
+        );
+    }
+    // A request with no Host header: 400 before routing.
+    let mut s = std::net::TcpStream::connect(srv.addr).unwrap();
+    use std::io::{Read, Write};
+    s.write_all(b"GET /healthz HTTP/1.1\r\n\r\n").unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = s.read(&mut buf).unwrap();
+    let r = common::parse_reply(&buf[..n], false).unwrap();
+    assert_eq!(r.status, 400);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+}
+
+#[tokio::test]
+async fn every_answer_says_no_store_over_http2() {
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let srv = Server::start(&[]);
+    let stream = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("h2 handshake");
+    tokio::spawn(conn);
+    for (method, path, status) in EVERY_KIND {
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", srv.addr))
+            .body(Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let resp = send.send_request(req).await.expect("h2 request");
+        assert_eq!(resp.status(), status, "{method} {path}");
+        assert_eq!(
+            resp.headers()
+                .get("cache-control")
+                .map(|v| v.to_str().unwrap()),
+            Some("no-store"),
+            "{method} {path}"
+        );
+        let _ = resp.into_body().collect().await;
+    }
+}
+
+#[test]
+fn the_connection_limits_503_says_no_store() {
+    let srv = Server::start(&["--max-connections", "1"]);
+    let _held = std::net::TcpStream::connect(srv.addr).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut s = std::net::TcpStream::connect(srv.addr).unwrap();
+    use std::io::Read;
+    let mut raw = Vec::new();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let _ = s.read_to_end(&mut raw);
+    let r = common::parse_reply(&raw, false).expect("a 503");
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+}

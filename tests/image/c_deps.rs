@@ -76,6 +76,16 @@ fn reference() -> String {
     format!("{}/{}:{}-repro", s.registry, image(), s.push_tag)
 }
 
+/// Whether this builder takes rewrite-timestamp on image exports (the `docker` driver does
+/// not), as the Makefile decides it for `make push`.
+fn rewrite_timestamp() -> &'static str {
+    let driver = docker::docker(&["buildx", "inspect"]).unwrap_or_default();
+    let docker_driver = driver
+        .lines()
+        .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["Driver:", "docker"]);
+    if docker_driver { "false" } else { "true" }
+}
+
 /// `docker buildx bake -f docker-bake.hcl -f tests/c-deps/docker-bake.hcl TARGET`.
 fn bake_cmd(target: &str) -> Command {
     let s = fixtures::settings();
@@ -93,6 +103,7 @@ fn bake_cmd(target: &str) -> Command {
         .env("TAG", format!("{}-repro", s.push_tag))
         .env("C_DEPS_IMAGE", image())
         .env("SOURCE_DATE_EPOCH", "1700000000")
+        .env("REWRITE_TIMESTAMP", rewrite_timestamp())
         .arg(target);
     cmd
 }
@@ -228,8 +239,16 @@ fn c_line_tables(p: &str) -> Result<String, String> {
             debug.len()
         ));
     }
+    // AWS-LC went through cmake (tests/c-deps/.cargo/config.toml asks aws-lc-sys for it): its
+    // objects were compiled in cmake-rs's build tree, which the line tables name.
+    let cmake_tree = b"/out/build/aws-lc/";
+    if !debug.windows(cmake_tree.len()).any(|w| w == cmake_tree) {
+        return Err(
+            "AWS-LC was not built by cmake (no out/build/aws-lc/ in the line tables)".into(),
+        );
+    }
     Ok(format!(
-        "{} byte debug file names {}",
+        "{} byte debug file names {}; AWS-LC from cmake's build tree",
         debug.len(),
         C_SOURCES.join(", ")
     ))

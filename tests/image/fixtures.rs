@@ -239,6 +239,7 @@ pub fn stop_all() {
     let s = settings();
     let mut names = vec![s.image.clone(), format!("{}/{}", s.registry, s.image)];
     names.extend(crate::c_deps::repositories());
+    names.extend(crate::allocator::repositories());
     let n = docker::remove_images_named(&names);
     eprintln!(
         "removed {n} images named {} or {}/{}",

@@ -10,6 +10,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod allocator;
 mod bake;
 mod c_deps;
 mod debug;
@@ -48,6 +49,7 @@ fn main() -> std::process::ExitCode {
     trials.extend(rebuild::checks());
     trials.extend(stock_docker::checks());
     trials.extend(c_deps::checks());
+    trials.extend(allocator::checks());
     report::reset();
     let conclusion = libtest_mimic::run(&args, trials);
     if conclusion.num_passed + conclusion.num_failed == 0 {
