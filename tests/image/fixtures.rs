@@ -154,16 +154,39 @@ pub fn push_result() -> &'static Result<Built, String> {
     CELL.get_or_init(|| {
         let s = settings();
         let mut cmd = make("push");
-        // As the release workflow on a tag: make push runs the tag guard first.
+        // As the release workflow on a tag: the tag guard first, metadata-action's tags and
+        // bake files (the real action's, tests/fixtures/metadata-action).
         cmd.env("TAG", &s.push_tag)
             .env("REGISTRY", &s.registry)
             .env("RELEASE_TAG", format!("v{}", cargo_version()));
+        with_metadata_action(&mut cmd, &s.push_tag);
         build_once("make push", cmd)
     })
 }
 
 pub fn push() -> Result<&'static Built, String> {
     outcome(push_result(), "make push")
+}
+
+/// The environment docker/metadata-action leaves for `make push` in the release workflow: the
+/// bake files the real action wrote (tests/fixtures/metadata-action/tag: its labels, among them
+/// its own title, description and version, and annotations), and this push's tags.
+pub fn with_metadata_action(cmd: &mut Command, tag: &str) {
+    let s = settings();
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/metadata-action/tag");
+    cmd.env(
+        "DOCKER_METADATA_OUTPUT_TAGS",
+        format!("{}/{}:{tag}\n", s.registry, s.image),
+    )
+    .env(
+        "DOCKER_METADATA_OUTPUT_BAKE_FILE_LABELS",
+        fixture.join("docker-metadata-action-bake-labels.json"),
+    )
+    .env(
+        "DOCKER_METADATA_OUTPUT_BAKE_FILE_ANNOTATIONS",
+        fixture.join("docker-metadata-action-bake-annotations.json"),
+    );
 }
 
 /// How a shared container runs.

@@ -208,27 +208,6 @@ fn tampered() -> Result<String, String> {
     }
 }
 
-/// The environment docker/metadata-action leaves for `make push` in the release workflow: the
-/// bake files the real action wrote (tests/fixtures/metadata-action/tag: its labels, among them
-/// its own title, description and version, and annotations), and this push's tags.
-fn with_metadata_action(cmd: &mut Command, tag: &str) {
-    let s = fixtures::settings();
-    let fixture =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/metadata-action/tag");
-    cmd.env(
-        "DOCKER_METADATA_OUTPUT_TAGS",
-        format!("{}/{}:{tag}\n", s.registry, s.image),
-    )
-    .env(
-        "DOCKER_METADATA_OUTPUT_BAKE_FILE_LABELS",
-        fixture.join("docker-metadata-action-bake-labels.json"),
-    )
-    .env(
-        "DOCKER_METADATA_OUTPUT_BAKE_FILE_ANNOTATIONS",
-        fixture.join("docker-metadata-action-bake-annotations.json"),
-    );
-}
-
 /// The project's own title, description and version on a pushed index: its annotations, and
 /// each platform manifest's annotations and config labels (metadata-action's files say other
 /// things; its url passes through).
@@ -310,68 +289,51 @@ fn published(reference: &str) -> Result<Published, String> {
     })
 }
 
-/// Two release pushes from source (every stage that compiles or assembles the program rebuilt;
-/// the toolchain stage cached, like the base image) of the same commit, through the workflow's
-/// metadata bake files. The images (each platform's manifest) must be identical, and so must the
-/// SBOM statements and the index digests once the SLSA provenance is left out: BuildKit's
-/// provenance records its own invocation (id, start and finish times), so an index that carries
-/// it differs from one build to the next by that attestation alone. The pushes without
-/// provenance go to one tag, as a rebuild of a release would: BuildKit names the SBOM's subject
-/// by the pushed tag, so distinct tags would differ there. Those with provenance (which differ
-/// anyway) each go to a tag of their own: distribution 2.8 has answered 500 to a HEAD racing an
-/// overwrite with different content.
+/// Two release builds of the same commit, pushed through the release workflow's metadata-action
+/// bake files: `make push` (the first: on a fresh machine built from source by `make release`
+/// before it) and a push from source (every stage that compiles or assembles the program rebuilt;
+/// the toolchain stage cached, like the base image). The images (each platform's manifest) must
+/// be identical, and so must the SBOM statements and the index digests once the SLSA provenance
+/// is left out: BuildKit's provenance records its own invocation (id, start and finish times),
+/// so an index that carries it differs from one build to the next by that attestation alone.
+/// Each build is pushed again without provenance (from its own cache: the same layers) to one
+/// tag, as a rebuild of a release would be: BuildKit names the SBOM's subject by the pushed tag,
+/// so distinct tags would differ there. The pushes with provenance each go to a tag of their own:
+/// distribution 2.8 has answered 500 to a HEAD racing an overwrite with different content.
 fn reproducible() -> Result<String, String> {
-    fixtures::push()?;
+    let first = fixtures::push()?.run.seconds;
     let s = fixtures::settings();
-    let epoch = docker::output(
-        Command::new("git")
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["log", "-1", "--format=%ct"]),
-        CALL_LIMIT,
-    )?
-    .trim()
-    .to_owned();
     let refs = |tag: &str| -> Vec<String> { VARIANTS.iter().map(|v| v.pushed_at(tag)).collect() };
-    let mut runs = Vec::new();
-    for n in 1..=2 {
-        let tag = format!("{}-repro{n}", s.push_tag);
-        let mut from_source = fixtures::make("push");
-        with_metadata_action(&mut from_source, &tag);
-        from_source.env("SOURCE_DATE_EPOCH", &epoch).env(
-            "NO_CACHE_FILTER",
-            "planner,builder,runtime-scratch,built,runtime-distroless",
-        );
-        let t = bake::run(
-            &format!("release push {n} from source"),
-            from_source,
-            BUILD_LIMIT,
-        )?
-        .seconds;
-        let with: Vec<Published> = refs(&tag)
-            .iter()
-            .map(|r| published(r))
-            .collect::<Result<_, _>>()?;
+    let published_at = |tag: &str| -> Result<Vec<Published>, String> {
+        refs(tag).iter().map(|r| published(r)).collect()
+    };
+    let without_provenance = |label: &str| -> Result<Vec<Published>, String> {
         let tag = format!("{}-repro-np", s.push_tag);
-        let mut without_provenance = fixtures::make("push");
-        with_metadata_action(&mut without_provenance, &tag);
-        without_provenance
-            .env("SOURCE_DATE_EPOCH", &epoch)
-            .env("PROVENANCE", "false");
-        bake::run(
-            &format!("release push {n} without provenance"),
-            without_provenance,
-            BUILD_LIMIT,
-        )?;
-        let without: Vec<Published> = refs(&tag)
-            .iter()
-            .map(|r| published(r))
-            .collect::<Result<_, _>>()?;
-        eprintln!(
-            "[reproducible] push {n} from source: {t} s; {with:?}; without provenance {without:?}"
-        );
-        runs.push((with, without, t));
-    }
-    let (a, b) = (&runs[0], &runs[1]);
+        let mut cmd = fixtures::make("push");
+        fixtures::with_metadata_action(&mut cmd, &tag);
+        cmd.env("PROVENANCE", "false");
+        bake::run(label, cmd, BUILD_LIMIT)?;
+        published_at(&tag)
+    };
+    let a = (
+        published_at(&s.push_tag)?,
+        without_provenance("make push's build without provenance")?,
+        first,
+    );
+    let tag = format!("{}-repro1", s.push_tag);
+    let mut from_source = fixtures::make("push");
+    fixtures::with_metadata_action(&mut from_source, &tag);
+    from_source.env(
+        "NO_CACHE_FILTER",
+        "planner,builder,runtime-scratch,built,runtime-distroless",
+    );
+    let rebuilt = bake::run("release push from source", from_source, BUILD_LIMIT)?.seconds;
+    let b = (
+        published_at(&tag)?,
+        without_provenance("the rebuild without provenance")?,
+        rebuilt,
+    );
+    eprintln!("[reproducible] make push: {a:?}; from source: {b:?}");
     for (i, r) in refs("repro").iter().enumerate() {
         if a.0[i].images != b.0[i].images {
             return Err(format!(
@@ -393,7 +355,7 @@ fn reproducible() -> Result<String, String> {
         }
     }
     Ok(format!(
-        "scratch index {} and distroless index {} both times ({} s and {} s from source); images {} / {}",
+        "scratch index {} and distroless index {} both times (make push {} s, from source {} s); images {} / {}",
         short(&a.1[0].index),
         short(&a.1[1].index),
         a.2,
