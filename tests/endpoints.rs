@@ -119,18 +119,26 @@ fn keep_alive_serves_several_requests_on_one_connection() {
     }
 }
 
-#[tokio::test]
-async fn http2_prior_knowledge() {
-    use http_body_util::{BodyExt, Empty};
+/// An HTTP/2 client connection (prior knowledge, as h2c clients speak it) to `addr`.
+async fn h2_client(
+    addr: std::net::SocketAddr,
+) -> hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>> {
     use hyper_util::rt::{TokioExecutor, TokioIo};
-
-    let srv = Server::start(&[]);
-    let stream = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
-    let (mut send, conn) =
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (send, conn) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
             .await
             .expect("h2 handshake");
     tokio::spawn(conn);
+    send
+}
+
+#[tokio::test]
+async fn http2_prior_knowledge() {
+    use http_body_util::{BodyExt, Empty};
+
+    let srv = Server::start(&[]);
+    let mut send = h2_client(srv.addr).await;
     for path in ["/healthz", "/readyz"] {
         let req = hyper::Request::get(format!("http://{}{path}", srv.addr))
             .body(Empty::<bytes::Bytes>::new())
@@ -285,15 +293,9 @@ fn every_answer_says_no_store_over_http1() {
 #[tokio::test]
 async fn every_answer_says_no_store_over_http2() {
     use http_body_util::{BodyExt, Empty};
-    use hyper_util::rt::{TokioExecutor, TokioIo};
 
     let srv = Server::start(&[]);
-    let stream = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
-    let (mut send, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .expect("h2 handshake");
-    tokio::spawn(conn);
+    let mut send = h2_client(srv.addr).await;
     for (method, path, status) in EVERY_KIND {
         let req = hyper::Request::builder()
             .method(method)

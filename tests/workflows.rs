@@ -43,6 +43,15 @@ fn steps<'a>(wf: &'a Value, job: &str) -> &'a Vec<Value> {
         .unwrap_or_else(|| panic!("no job {job}"))
 }
 
+/// The make verbs a job's `run:` steps run, in order; panics on a step that is no make verb.
+fn job_verbs(wf: &Value, job: &str) -> Vec<String> {
+    steps(wf, job)
+        .iter()
+        .filter(|s| s.get("run").is_some())
+        .map(make_verb)
+        .collect()
+}
+
 /// The verb of a `make VERB` step; panics on any other command.
 fn make_verb(step: &Value) -> String {
     let run = step["run"].as_str().unwrap().trim();
@@ -119,11 +128,7 @@ fn every_step_after_the_set_up_actions_is_a_make_verb_the_e2e_runs() {
     let targets = makefile_targets();
     let e2e = e2e_verbs();
     let release = workflow("release.yml");
-    let verbs: Vec<String> = steps(&release, "publish")
-        .iter()
-        .filter(|s| s.get("run").is_some())
-        .map(make_verb)
-        .collect();
+    let verbs = job_verbs(&release, "publish");
     assert_eq!(
         verbs,
         ["tag-guard", "push", "sign", "verify"],
@@ -149,11 +154,7 @@ fn every_step_after_the_set_up_actions_is_a_make_verb_the_e2e_runs() {
         );
     }
     let ci = workflow("ci.yml");
-    let test_job: Vec<String> = steps(&ci, "test")
-        .iter()
-        .filter(|s| s.get("run").is_some())
-        .map(make_verb)
-        .collect();
+    let test_job = job_verbs(&ci, "test");
     assert_eq!(
         test_job.first().map(String::as_str),
         Some("deps"),
