@@ -116,9 +116,14 @@ function "labels" {
 }
 
 // The same as annotations of each pushed manifest and of the index (registries show those).
+// A one-platform push (RELEASE_PLATFORMS=linux/amd64) may have no index: BuildKit refuses
+// index annotations there, so they go on the manifest only.
 function "annotations" {
   params = [description]
-  result = [for k, v in labels(description) : "index,manifest:${k}=${v}"]
+  result = [
+    for k, v in labels(description) :
+    "${length(csv(RELEASE_PLATFORMS)) > 1 ? "index,manifest" : "manifest"}:${k}=${v}"
+  ]
 }
 
 // A pushed target's tags: metadata-action's, else REGISTRY/IMAGE:TAG, with the suffix.

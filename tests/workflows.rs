@@ -450,6 +450,29 @@ fn make_push_under_the_real_metadata_action_output_keeps_every_promise() {
     }
 }
 
+#[test]
+#[ignore = "needs docker buildx: make lint"]
+fn a_one_platform_push_puts_no_annotation_on_an_index() {
+    // BuildKit refuses index annotations on a one-platform export ("index annotations not
+    // supported for single platform export"): `make push RELEASE_PLATFORMS=linux/amd64` must
+    // ask for none. Two platforms have an index, which carries them.
+    for (platforms, index) in [("linux/amd64", false), ("linux/amd64,linux/arm64", true)] {
+        let env = BTreeMap::from([("RELEASE_PLATFORMS".to_owned(), platforms.to_owned())]);
+        let def = push_definition(&env);
+        for (name, t) in def["target"].as_object().unwrap() {
+            let title = effective_annotations(t, "index")
+                .remove("org.opencontainers.image.title")
+                .is_some();
+            assert_eq!(title, index, "{platforms}: {name}: {:?}", t["annotations"]);
+            assert!(
+                effective_annotations(t, "manifest").contains_key("org.opencontainers.image.title"),
+                "{platforms}: {name}: {:?}",
+                t["annotations"]
+            );
+        }
+    }
+}
+
 /// `make push` with bake replaced by a command that leaves a mark: did it get as far as bake?
 fn push_reaches_bake(tag: &str) -> (bool, String) {
     let dir = std::env::temp_dir().join(format!("httpserver-tag-guard-{}", std::process::id()));

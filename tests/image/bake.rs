@@ -93,9 +93,14 @@ fn copy_of(cmd: &Command) -> Command {
     c
 }
 
-/// Where the build labelled `label` leaves bake's metadata (make's METADATA_FILE for it).
+/// Where the build labelled `label` leaves bake's metadata (make's METADATA_FILE for it): a
+/// name of letters, digits and dashes only, since make hands it to a shell unquoted.
 pub fn metadata_file(label: &str) -> PathBuf {
-    scratch_file(&format!("metadata-{}.json", label.replace(' ', "-")))
+    let name: String = label
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    scratch_file(&format!("metadata-{name}.json"))
 }
 
 fn run_once(label: &str, mut cmd: Command, limit: Duration) -> Result<BuildRun, String> {
