@@ -4,6 +4,8 @@
 //! continuous profilers (Parca, Grafana Alloy) that scrape these by default get a 200 with a
 //! body they can read instead of a failed scrape on every round.
 
+#![cfg(target_os = "linux")]
+
 use std::time::Duration;
 
 use hyper::StatusCode;

@@ -3,6 +3,8 @@
 //! scrapers and a person at once): each gets the samples of its own window, up to
 //! `--max-cpu-profiles` at once, then 503 with Retry-After.
 
+#![cfg(target_os = "linux")]
+
 use std::collections::HashMap;
 use std::time::Duration;
 

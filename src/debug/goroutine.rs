@@ -5,6 +5,8 @@
 //! count, `debug=2` one block per task. Each stack is named frames, innermost first: the
 //! state, then (for a connection) its protocol, then the task's function.
 
+#![cfg(target_os = "linux")]
+
 use std::collections::BTreeMap;
 use std::fmt::Write;
 

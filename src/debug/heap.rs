@@ -4,6 +4,8 @@
 //! seconds; `gc=1` is accepted and ignored: Rust has no garbage collector to run first, and
 //! freed memory is already out of the in-use figures.
 
+#![cfg(target_os = "linux")]
+
 use std::time::Duration;
 
 use hyper::StatusCode;

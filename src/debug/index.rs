@@ -1,6 +1,8 @@
 //! `/debug/pprof/`: every endpoint with its current count where it has one (as Go's index
 //! shows), what it is, and the command to read it.
 
+#![cfg(target_os = "linux")]
+
 use crate::request_body::RequestBody;
 use hyper::{Request, Response, StatusCode};
 

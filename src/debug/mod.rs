@@ -10,21 +10,16 @@
 // tests run on); elsewhere every /debug/pprof path answers 501 with the reason.
 #![cfg_attr(not(target_os = "linux"), allow(unused_imports))]
 
-#[cfg(target_os = "linux")]
+// contention, cpu, goroutine, heap, index, process and symbol are Linux only
+// (`#![cfg(target_os = "linux")]` at their tops).
 mod contention;
-#[cfg(target_os = "linux")]
 mod cpu;
-#[cfg(target_os = "linux")]
 mod goroutine;
-#[cfg(target_os = "linux")]
 mod heap;
-#[cfg(target_os = "linux")]
 mod index;
 mod params;
-#[cfg(target_os = "linux")]
 mod process;
 mod slots;
-#[cfg(target_os = "linux")]
 mod symbol;
 mod trace;
 pub mod trace_recorder;

@@ -2,6 +2,8 @@
 //! process's OS threads: Go counts threads created with their creation stacks; Rust keeps no
 //! creation stacks, so this lists the live threads by name, read from /proc/self/task).
 
+#![cfg(target_os = "linux")]
+
 use hyper::{Response, StatusCode};
 
 use super::{Reply, params};

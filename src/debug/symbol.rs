@@ -2,6 +2,8 @@
 //! with a query) of `+`-separated hex addresses answers `0xADDR name` for each one that is in
 //! a function of this process.
 
+#![cfg(target_os = "linux")]
+
 use crate::request_body::{BodyTimedOut, RequestBody};
 use http_body_util::{BodyExt, Limited};
 use hyper::header::{self, HeaderValue};

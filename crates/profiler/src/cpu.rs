@@ -5,6 +5,8 @@
 //! samples taken while it was open. Tables are allocated up front and freed when their window
 //! closes; nothing is written to the filesystem.
 
+#![cfg(target_os = "linux")]
+
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};

@@ -1,6 +1,8 @@
 //! What can go wrong when a profiler starts: the process's own files under /proc, its
 //! executable's layout, a system call, or the bound on overlapping captures.
 
+#![cfg(target_os = "linux")]
+
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,6 +3,8 @@
 //! function names of its symbol table. Read once from /proc/self/exe and /proc/self/maps: both
 //! are readable in a read-only image as any uid, and nothing is written anywhere.
 
+#![cfg(target_os = "linux")]
+
 use std::ops::Range;
 
 use object::{Object, ObjectSection, ObjectSymbol};

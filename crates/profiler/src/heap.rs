@@ -7,6 +7,8 @@
 //! Cost when not sampling: a thread-local subtraction per allocation and one relaxed atomic
 //! load per free (a 64 Ki-slot counting filter of sampled addresses).
 
+#![cfg(target_os = "linux")]
+
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
 use std::collections::HashMap;

@@ -29,21 +29,14 @@ pub const SUPPORTED: bool = cfg!(target_os = "linux");
 /// Go's heap sampling rate: on average one sample per this many bytes allocated.
 pub const DEFAULT_HEAP_RATE: usize = 512 * 1024;
 
-#[cfg(target_os = "linux")]
+// Every module below is Linux only (`#![cfg(target_os = "linux")]` at its top).
 pub mod cpu;
-#[cfg(target_os = "linux")]
 mod error;
-#[cfg(target_os = "linux")]
 mod exe;
-#[cfg(target_os = "linux")]
 pub mod heap;
-#[cfg(target_os = "linux")]
 pub mod pprof;
-#[cfg(target_os = "linux")]
 mod reentry;
-#[cfg(target_os = "linux")]
 mod stacks;
-#[cfg(target_os = "linux")]
 mod unwind;
 
 #[cfg(target_os = "linux")]

@@ -3,6 +3,8 @@
 //! a mapping of the executable with its file name and GNU build id (so tools can symbolize
 //! against the split debug file for file:line), and function names from our symbol table.
 
+#![cfg(target_os = "linux")]
+
 use std::collections::HashMap;
 use std::io::Write;
 use std::time::{Duration, SystemTime};

@@ -3,6 +3,8 @@
 //! would be sampled again and recurse; code run under `unsampled` is not sampled. Its own
 //! module so that the unwinder and the heap sampler both use it without using each other.
 
+#![cfg(target_os = "linux")]
+
 use std::cell::Cell;
 
 thread_local! {

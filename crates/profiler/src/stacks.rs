@@ -2,6 +2,8 @@
 //! a signal handler: allocated before sampling starts, then no allocation and no lock; a full
 //! table counts what it could not keep instead of growing.
 
+#![cfg(target_os = "linux")]
+
 use crate::unwind::{MAX_DEPTH, Stack};
 
 pub(crate) struct StackTable {

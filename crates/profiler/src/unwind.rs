@@ -3,6 +3,8 @@
 //! allocation, no lock wait, every stack read validated). The CPU sampler walks from a signal's
 //! saved registers, the heap sampler from its own frame.
 
+#![cfg(target_os = "linux")]
+
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
