@@ -490,9 +490,9 @@ def callgrind_section(ours_binary):
     return per, f"""## User-space instructions per request (callgrind)
 
 `valgrind --tool=callgrind` counts the instructions the server executes; two runs serving
-2,000 and 12,000 keep-alive `/healthz` requests over 8 connections, the difference divided by
-10,000, so startup, connection setup and exit cancel out. Reproducible where wall-clock time is
-not: **{per:,.0f} instructions per request**. Where they go (self cost per request, top 15):
+2,000 and 12,000 keep-alive `/healthz` requests, one after another over one connection, the
+difference divided by 10,000, so startup, connection setup and exit cancel out. Reproducible
+where wall-clock time is not: **{per:,.0f} instructions per request**. Where they go (self cost per request, top 15):
 
 | function | instructions / request |
 |---|---:|

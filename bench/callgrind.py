@@ -1,7 +1,9 @@
 """User-space instructions per request, counted by valgrind's callgrind: reproducible on a busy
 machine, where wall-clock figures are not. Each server runs twice under callgrind, serving a
-small and a large number of keep-alive /healthz requests over the same connections; the
-difference divided by the difference in requests cancels startup, connection setup and exit.
+small and a large number of keep-alive /healthz requests, one after another over one
+connection; the difference divided by the difference in requests cancels startup, connection
+setup and exit. (Over several connections, how many requests one wake-up finds ready depends on
+timing, and the count with it: by some hundreds between runs.)
 """
 
 import os
@@ -85,12 +87,15 @@ def _functions(out):
     table = text.split("file:function", 1)[-1]
     costs = {}
     for m in re.finditer(r"^\s*([\d,]+) \(\s*[\d.]+%\)\s+(\S.*?)(?: \[[^\]]*\])?$", table, re.M):
-        name = m.group(2).split(":", 1)[-1]
+        path, _, name = m.group(2).partition(":")
+        if name.startswith("0x"):
+            # No symbol (musl's assembly, e.g. memcpy.s): its source file names it.
+            name = os.path.basename(path)
         costs[name] = costs.get(name, 0) + int(m.group(1).replace(",", ""))
     return costs
 
 
-def per_request(name, argv, small=2000, large=12000, conns=8, top=0):
+def per_request(name, argv, small=2000, large=12000, conns=1, top=0):
     """(instructions per request, [(function, self instructions per request)] top `top`)."""
     port = _free_port()
     env = dict(os.environ, MY_SERVICE_PORT=str(port))

@@ -3,9 +3,10 @@
 //! the access log is on.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
 use hyper::body::{Bytes, Frame, Incoming, SizeHint};
@@ -15,7 +16,7 @@ use tracing::Instrument;
 use super::state::{ConnState, RequestGuard};
 use crate::lifecycle::Lifecycle;
 use crate::responses::Body;
-use crate::routes::{self, App, Endpoints};
+use crate::routes::{self, App, Endpoints, Routed};
 use crate::telemetry;
 
 /// What every request of a connection shares.
@@ -27,22 +28,39 @@ pub struct Shared {
 }
 
 /// The connection's service: hyper calls it once per request.
-pub async fn handle(
-    ctx: Shared,
-    conn: Arc<ConnState>,
-    req: Request<Incoming>,
-) -> Result<Response<ResponseBody>, Infallible> {
-    let mut guard = RequestGuard::begin(conn, ctx.lifecycle);
-    let resp = if telemetry::access_log_enabled() {
-        logged(ctx.app, ctx.endpoints, req).await
+pub fn handle(ctx: Shared, conn: Arc<ConnState>, req: Request<Incoming>) -> Handling {
+    let guard = RequestGuard::begin(conn, ctx.lifecycle);
+    let response = if telemetry::access_log_enabled() {
+        Routed::Later(Box::pin(logged(ctx.app, ctx.endpoints, req)))
     } else {
-        routes::route(ctx.app, ctx.endpoints, req).await
+        routes::route(ctx.app, ctx.endpoints, req)
     };
-    guard.handler_done();
-    Ok(resp.map(|inner| ResponseBody {
-        inner,
-        _guard: guard,
-    }))
+    Handling {
+        response,
+        guard: Some(guard),
+    }
+}
+
+/// A request's response, with the request counted as handled until it is ready. A future by
+/// hand, like `Routed`, for the instructions an async fn's state machine would add to every
+/// request.
+pub struct Handling {
+    response: Routed<'static>,
+    guard: Option<RequestGuard>,
+}
+
+impl Future for Handling {
+    type Output = Result<Response<ResponseBody>, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let resp = ready!(Pin::new(&mut self.response).poll(cx));
+        let mut guard = self.guard.take().expect("polled after completion");
+        guard.handler_done();
+        Poll::Ready(Ok(resp.map(|inner| ResponseBody {
+            inner,
+            _guard: guard,
+        })))
+    }
 }
 
 async fn logged(app: &App, endpoints: Endpoints, req: Request<Incoming>) -> Response<Body> {
