@@ -56,9 +56,17 @@ until_ok() { # seconds what command...
 # lock (fd 9) nor the caller's stdout (fd 8).
 start() { # name command...
   setsid "${@:2}" >"$RUN/$1.log" 2>&1 </dev/null 8>&- 9>&- &
-  echo "$!" >"$RUN/$1.pid" && echo "$1" >>"$RUN/started"
+  echo "$! $(start_time $!)" >"$RUN/$1.pid" && echo "$1" >>"$RUN/started"
 }
-pid_of() { cat "$RUN/$1.pid" 2>/dev/null || true; }
+# A process's start time (clock ticks after boot): with its PID, it names that process and no
+# later one that reuses the PID.
+start_time() { local s f; s=$(cat "/proc/$1/stat" 2>/dev/null) || return 0; read -ra f <<<"${s##*) }"; echo "${f[19]}"; }
+pid_of() { # the PID of a process start launched, while that very process runs
+  local pid since
+  [[ -f "$RUN/$1.pid" ]] && read -r pid since <"$RUN/$1.pid" || return 0
+  if [[ -n "$since" && "$(start_time "$pid")" == "$since" ]]; then echo "$pid"; fi
+}
+any_alive() { local n; while read -r n; do alive "$n" && return 0; done <"$RUN/started"; return 1; }
 alive() { local p; p=$(pid_of "$1"); [[ -n "$p" ]] && kill -0 "$p" 2>/dev/null; }
 in_engine_ns() { nsenter --net="/proc/$(pid_of netns)/ns/net" --mount="/proc/$(pid_of netns)/ns/mnt" "$@"; }
 own_netns() { [[ "$(readlink "/proc/$1/ns/net")" != "$(readlink /proc/$$/ns/net)" ]]; }
@@ -180,6 +188,12 @@ up() {
   need_root
   exec 8>&1 1>&2 # only the export lines go to stdout
   mkdir -p "$RUN"
+  # A run directory whose processes have all gone (a reboot, a killed session: $STATE outlives
+  # both) holds a host snapshot from back then and PIDs that may now name other processes.
+  if [[ -s "$RUN/started" ]] && ! any_alive; then
+    log "the last engine ended without make engine-stop: starting afresh, with a new host snapshot"
+    rm -f "$RUN/started" "$RUN"/*.pid "$RUN/host-before" "$RUN/env.sh"
+  fi
   # The Debian packages it needs; those this installs are recorded, and engine-purge removes them.
   bash "$here/install-host-deps.sh" --record "$STATE/installed-packages" engine
   [[ -s "$RUN/host-before" ]] || host_state >"$RUN/host-before" 2>&1
