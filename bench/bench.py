@@ -586,8 +586,9 @@ def main():
 """
     if args.write:
         with open(args.write, "w") as f:
-            f.write(document(started, args, result, res, instr_section, costs, lto_section)
-                    + allocator_section + rebuild_section)
+            sections = [document(started, args, result, res, instr_section, costs, lto_section),
+                        allocator_section, rebuild_section]
+            f.write("\n".join(s for s in sections if s))  # a blank line before each heading
 
 
 def lto_doc(table_md, args):
