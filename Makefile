@@ -232,12 +232,13 @@ engine: ## As root: bring up what the images need where the machine lacks it (en
 engine-stop: ## Stop what `make engine` started and undo its host changes (its packages and cache stay)
 	@bash scripts/engine.sh down
 
-engine-purge: ## engine-stop, then remove the Debian packages make engine installed and delete its cache (downloads, images, build cache)
+engine-purge: ## engine-stop, then remove the Debian packages make engine and make e2e installed and delete its cache (downloads, images, build cache)
 	@bash scripts/engine.sh purge
 
 e2e: ## As root: the image checks (tests/image): make engine, the checks, then make engine-stop unless the engine was already running
 	@bash scripts/engine.sh preflight
-	@bash scripts/install-host-deps.sh build test e2e
+	@bash scripts/install-host-deps.sh build test
+	@bash scripts/engine.sh deps e2e # recorded: make engine-purge removes them
 	$(CARGO) build --locked --tests
 	@if bash scripts/engine.sh running; then echo "make e2e: using the running engine (left running)"; \
 	  else trap 'bash scripts/engine.sh down' EXIT; fi; env=$$(bash scripts/engine.sh up) && eval "$$env" && \

@@ -4,6 +4,7 @@
 #   engine.sh down        stops what `up` started, by PID, and undoes its host changes
 #   engine.sh purge       down, then removes the Debian packages `up` installed and deletes the
 #                         state directory (downloads, images, build cache)
+#   engine.sh deps GROUP... install-host-deps.sh's groups, recorded as up's are (purge removes them)
 #   engine.sh tools       only the client tools (buildx plugin, cosign): export lines, no daemon
 #   engine.sh host-state  what must be the same before and after (the image checks compare it)
 #   engine.sh running     exit 0 while the private engine runs
@@ -297,15 +298,18 @@ case ${1:-} in
   purge)
     down
     if [[ -s "$STATE/installed-packages" ]]; then
-      log "removing the Debian packages make engine installed: $(sort -u "$STATE/installed-packages" | tr '\n' ' ')"
+      log "removing the Debian packages make engine and make e2e installed: $(sort -u "$STATE/installed-packages" | tr '\n' ' ')"
       # shellcheck disable=SC2046 # one word per package name
       DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq $(sort -u "$STATE/installed-packages") >/dev/null
     fi
     rm -rf "$STATE"; log "deleted $STATE" ;;
+  deps) # the Debian packages of install-host-deps.sh's groups, recorded like up's for purge
+    need_root; mkdir -p "$STATE"
+    bash "$here/install-host-deps.sh" --record "$STATE/installed-packages" "${@:2}" ;;
   tools) fetch_packages >&2; printf 'export %s\n' "DOCKER_CONFIG=$STATE/docker-config" "PATH=$STATE/bin:\$PATH" ;;
   host-state) host_state ;;
   running) alive dockerd ;; # exit 0 while a private engine runs (make e2e then leaves it running)
   preflight) need_root ;;  # the verbs that bring an engine up say so before anything else
   classic) classic "${2:-}" ;;
-  *) echo "usage: $0 up|down|purge|tools|host-state|running|preflight|classic up|down" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|purge|deps GROUP...|tools|host-state|running|preflight|classic up|down" >&2; exit 2 ;;
 esac
