@@ -72,6 +72,12 @@ pub async fn run(
         s.max_header_bytes,
         timeouts,
     );
+    // Listed before the log line and the first accepted connection: a goroutine profile taken
+    // at once (a delta's baseline included) already sees this task.
+    let _main = crate::tasks::register_fixed(
+        "httpserver::server::run",
+        "serving, waiting for SIGTERM or SIGINT",
+    );
     let (main, main_addr) = to_tokio(listeners.main)?;
     let debug = listeners.debug.map(to_tokio).transpose()?;
     log_start(&config, main_addr, debug.as_ref().map(|(_, addr)| *addr));
@@ -87,10 +93,6 @@ pub async fn run(
     if let Some((listener, _)) = debug {
         tokio::spawn(acceptor.run(listener, shared(Endpoints::DebugOnly)));
     }
-    let _main = crate::tasks::register_fixed(
-        "httpserver::server::run",
-        "serving, waiting for SIGTERM or SIGINT",
-    );
     let plan = Plan {
         grace: s.shutdown_grace,
         drain_delay: s.drain_delay,
