@@ -2,8 +2,8 @@
 # `make engine` / `make engine-stop`: what building, running and publishing the images needs.
 #   engine.sh up          prints the export lines to use it: eval "$(bash scripts/engine.sh up)"
 #   engine.sh down        stops what `up` started, by PID, and undoes its host changes
-#   engine.sh purge       down, then removes the Debian packages `up` installed and deletes the
-#                         state directory (downloads, images, build cache)
+#   engine.sh purge       down, then removes the Debian packages `up` and `deps` installed and
+#                         deletes the state directory (downloads, images, build cache)
 #   engine.sh deps GROUP... install-host-deps.sh's groups, recorded as up's are (purge removes them)
 #   engine.sh tools       only the client tools (buildx plugin, cosign): export lines, no daemon
 #   engine.sh host-state  what must be the same before and after (the image checks compare it)
@@ -180,6 +180,28 @@ host_state() {
 reachable() { timeout 30 docker buildx imagetools inspect "$1" >/dev/null 2>&1; }
 rust_version() { bash "$here/bake-var.sh" RUST_VERSION; }
 
+# The Debian packages of install-host-deps.sh's groups; those this installs are recorded, and
+# purge removes them.
+# binfmt_misc's entries are listed first: installing binfmt-support registers every known
+# format (qemu's, python's, java's), and purging the packages leaves them registered.
+install_recorded() {
+  mkdir -p "$STATE"
+  [[ -e "$STATE/binfmt-before" ]] || ls /proc/sys/fs/binfmt_misc >"$STATE/binfmt-before" 2>/dev/null || true
+  bash "$here/install-host-deps.sh" --record "$STATE/installed-packages" "$@"
+}
+# Unregisters the binfmt_misc entries that were not there before the first install_recorded.
+unregister_new_formats() {
+  local entry gone=()
+  [[ -f "$STATE/binfmt-before" ]] || return 0
+  for entry in /proc/sys/fs/binfmt_misc/*; do
+    [[ -e "$entry" ]] || continue
+    case ${entry##*/} in register | status) continue ;; esac
+    grep -qxF "${entry##*/}" "$STATE/binfmt-before" && continue
+    echo -1 >"$entry" && gone+=("${entry##*/}")
+  done
+  ((${#gone[@]} == 0)) || log "unregistered what the purged packages left in binfmt_misc: ${gone[*]}"
+}
+
 need_root() {
   [[ "$(id -u)" == 0 ]] && return
   die "make engine, make e2e and make bench need root: they run a private dockerd in namespaces of its own, mount binfmt_misc and register QEMU. Run them as root (sudo env \"PATH=\$PATH\" make ...), or use a Docker you already have: make release and make push need no engine of this project's"
@@ -195,8 +217,7 @@ up() {
     log "the last engine ended without make engine-stop: starting afresh, with a new host snapshot"
     rm -f "$RUN/started" "$RUN"/*.pid "$RUN/host-before" "$RUN/env.sh"
   fi
-  # The Debian packages it needs; those this installs are recorded, and engine-purge removes them.
-  bash "$here/install-host-deps.sh" --record "$STATE/installed-packages" engine
+  install_recorded engine
   [[ -s "$RUN/host-before" ]] || host_state >"$RUN/host-before" 2>&1
   # What dockerd, containerd and runc create under the host's /run whatever they are told
   # (plugin and state directories): those absent now are removed by down.
@@ -302,10 +323,9 @@ case ${1:-} in
       # shellcheck disable=SC2046 # one word per package name
       DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq $(sort -u "$STATE/installed-packages") >/dev/null
     fi
+    unregister_new_formats
     rm -rf "$STATE"; log "deleted $STATE" ;;
-  deps) # the Debian packages of install-host-deps.sh's groups, recorded like up's for purge
-    need_root; mkdir -p "$STATE"
-    bash "$here/install-host-deps.sh" --record "$STATE/installed-packages" "${@:2}" ;;
+  deps) need_root; install_recorded "${@:2}" ;;
   tools) fetch_packages >&2; printf 'export %s\n' "DOCKER_CONFIG=$STATE/docker-config" "PATH=$STATE/bin:\$PATH" ;;
   host-state) host_state ;;
   running) alive dockerd ;; # exit 0 while a private engine runs (make e2e then leaves it running)
